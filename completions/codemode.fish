@@ -1,0 +1,108 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_codemode_global_optspecs
+    string join \n config= mcp-json= v/verbose q/quiet h/help V/version
+end
+
+function __fish_codemode_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_codemode_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_codemode_using_subcommand
+    set -l cmd (__fish_codemode_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c codemode -n "__fish_codemode_needs_command" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_needs_command" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_needs_command" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c codemode -n "__fish_codemode_needs_command" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -s o -l output -d 'Where to write the module; `-` writes to stdout' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -l server -d 'Only these servers (repeatable); default: every enabled server' -r
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -l check -d 'Write nothing; exit 1 if the file differs from what would be generated'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -l stats -d 'Print token counts of the Python API against the raw MCP tools/list JSON'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -l allow-partial -d 'Write the module even when some servers fail (they are left out and named)'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -l json -d 'Print the summary (--check, --stats) as JSON on stdout'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand gen-bridge" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l listen -d 'TCP address to listen on (default: [bridge] listen, else 127.0.0.1:8765 unless --socket)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l socket -d 'Unix socket to listen on (created fresh; a stale socket is replaced)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l token-file -d 'Write the bearer token here (mode 0600); default: $CODEMODE_BRIDGE_TOKEN, else a random token in the runtime dir' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l server -d 'Only these servers (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l rate -d 'Calls per second the token may make (default: unbounded)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l max-concurrent -d 'Calls in flight at once' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l warm -d 'Start every server now instead of on its first call'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -l server -d 'Only these servers (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -s s -l search -d 'Words to look for in tool names and descriptions; best matches first' -r
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -l json -d 'Print JSON on stdout'
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -l allow-partial -d 'List what the servers that answer offer, and name the ones that do not'
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand tools" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand completions" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand completions" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,328 @@
+//! The bridge: the one door from sandboxed code to the MCP servers. It holds the
+//! registry (every real connection and every secret) and answers `POST /rpc`
+//! for callers holding a live grant.
+//!
+//! `exec` and `serve` run it in-process for one execution at a time; `codemode
+//! bridge` runs it standalone.
+
+mod arguments;
+mod grant;
+mod listen;
+mod metrics;
+pub mod standalone;
+mod wire;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+pub use grant::{Grant, GrantSpec};
+pub use listen::{ConnectionLimits, Listener, UnixSocket};
+pub use wire::{ErrorKind, RpcError};
+
+use crate::mcp::{map_result, McpError, Registry};
+use grant::{GrantState, Grants};
+use metrics::Metrics;
+
+/// Bounds on what one request may take.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub max_body_bytes: usize,
+    /// Time to send the whole body once the headers are in.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_body_bytes: 4 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A cheap handle; clones share one registry, one set of grants and one set of
+/// counters.
+#[derive(Clone)]
+pub struct Bridge {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    registry: Arc<Registry>,
+    grants: Arc<Grants>,
+    metrics: Metrics,
+    limits: RequestLimits,
+}
+
+impl Bridge {
+    pub fn new(registry: Arc<Registry>, limits: RequestLimits) -> Bridge {
+        Bridge {
+            shared: Arc::new(Shared {
+                registry,
+                grants: Grants::new(),
+                metrics: Metrics::default(),
+                limits,
+            }),
+        }
+    }
+
+    /// A new grant with a random token, revoked when the `Grant` is dropped.
+    pub fn grant(&self, spec: GrantSpec) -> Result<Grant, getrandom::Error> {
+        self.shared.grants.mint(spec)
+    }
+
+    /// A grant for a token chosen by the caller.
+    pub fn grant_token(&self, token: String, spec: GrantSpec) -> Grant {
+        self.shared.grants.insert(token, spec)
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/rpc", post(rpc))
+            .route("/tools", get(tools))
+            .route("/health", get(health))
+            .route("/metrics", get(metrics_text))
+            .with_state(Arc::clone(&self.shared))
+    }
+
+    /// Serves on `listeners` until `stop` resolves; requests in flight then get
+    /// `limits.shutdown_grace` to finish.
+    pub async fn serve(
+        &self,
+        listeners: Vec<Listener>,
+        limits: ConnectionLimits,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        listen::serve(self.router(), listeners, limits, stop).await;
+    }
+}
+
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Arc<GrantState>, RpcError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .ok_or_else(|| {
+            RpcError::new(
+                ErrorKind::Unauthorized,
+                "missing `Authorization: Bearer TOKEN` header",
+            )
+        })?;
+    shared.grants.authenticate(presented).ok_or_else(|| {
+        RpcError::new(
+            ErrorKind::Unauthorized,
+            "the token is not valid (unknown, or its execution has ended)",
+        )
+    })
+}
+
+async fn read_body(body: Body, limits: RequestLimits) -> Result<Bytes, RpcError> {
+    let read = axum::body::to_bytes(body, limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(RpcError::new(
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "the request body is larger than {} bytes",
+                limits.max_body_bytes
+            ),
+        )),
+        Err(_) => Err(RpcError::new(
+            ErrorKind::BadRequest,
+            format!(
+                "the request body did not arrive within {}",
+                humantime::format_duration(limits.body_read_timeout)
+            ),
+        )),
+    }
+}
+
+async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let grant = match authenticate(&shared, &headers) {
+        Ok(grant) => grant,
+        Err(err) => {
+            tracing::info!(
+                outcome = err.kind.as_str(),
+                "rejected a call: {}",
+                err.message
+            );
+            return err.into_response();
+        }
+    };
+    let (server, tool, outcome) = match read_body(body, shared.limits).await {
+        Err(err) => (String::new(), String::new(), Err(err)),
+        Ok(bytes) => match wire::parse_request(&bytes) {
+            Err(err) => (String::new(), String::new(), Err(err)),
+            Ok((request, arguments)) => {
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let shown = Value::Object(arguments.clone());
+                    tracing::debug!(token = grant.id(), server = %request.server, tool = %request.tool, arguments = %shown, "call");
+                }
+                let outcome = shared
+                    .call(&grant, &request.server, &request.tool, arguments)
+                    .await;
+                (request.server, request.tool, outcome)
+            }
+        },
+    };
+    let elapsed = started.elapsed();
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(err) => err.kind.as_str(),
+    };
+    shared.metrics.record(&server, label, elapsed);
+    tracing::info!(
+        token = grant.id(),
+        server = %server,
+        tool = %tool,
+        ms = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
+        outcome = label,
+        "call"
+    );
+    match outcome {
+        Ok(value) => {
+            tracing::debug!(token = grant.id(), result = %value, "result");
+            wire::success(value)
+        }
+        Err(err) => {
+            if err.kind != ErrorKind::ToolError {
+                tracing::debug!(token = grant.id(), "{}", err.message);
+            }
+            err.into_response()
+        }
+    }
+}
+
+impl Shared {
+    async fn call(
+        &self,
+        grant: &GrantState,
+        server: &str,
+        tool: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        let spec = self.registry.spec(server).map_err(|_| {
+            let known: Vec<&str> = self.registry.names().collect();
+            RpcError::new(
+                ErrorKind::UnknownServer,
+                format!("no server `{server}` (available: {})", known.join(", ")),
+            )
+        })?;
+        // Checked before anything reaches the server, or even starts it.
+        if !spec.allows(tool) || !grant.allows(server, tool) {
+            return Err(RpcError::new(
+                ErrorKind::Forbidden,
+                format!("`{server}.{tool}` is not granted to this execution"),
+            ));
+        }
+        let _permit = grant.admit()?;
+        let info = self
+            .registry
+            .tool_info(server, tool)
+            .await
+            .map_err(rpc_error)?
+            .ok_or_else(|| {
+                RpcError::new(
+                    ErrorKind::UnknownTool,
+                    format!("server `{server}` has no tool `{tool}`"),
+                )
+            })?;
+        arguments::check(&info.input_schema, &arguments).map_err(|message| {
+            RpcError::new(
+                ErrorKind::InvalidArguments,
+                format!("{server}.{tool}: {message}"),
+            )
+        })?;
+        let result = self
+            .registry
+            .call_tool(server, tool, arguments)
+            .await
+            .map_err(rpc_error)?;
+        map_result(&result, info.fastmcp_wrapped)
+            .map_err(|message| RpcError::new(ErrorKind::ToolError, message))
+    }
+}
+
+/// JSON-RPC's "invalid params".
+const INVALID_PARAMS: i32 = -32602;
+/// JSON-RPC's "method not found", which some servers use for an unknown tool.
+const METHOD_NOT_FOUND: i32 = -32601;
+
+fn rpc_error(err: McpError) -> RpcError {
+    let kind = match &err {
+        McpError::UnknownServer(_) => ErrorKind::UnknownServer,
+        McpError::Timeout { .. } => ErrorKind::Timeout,
+        McpError::Rpc { code, .. } if *code == INVALID_PARAMS => ErrorKind::InvalidArguments,
+        McpError::Rpc { code, .. } if *code == METHOD_NOT_FOUND => ErrorKind::UnknownTool,
+        McpError::Rpc { .. } => ErrorKind::ToolError,
+        McpError::Spawn { .. }
+        | McpError::ConnectTimeout { .. }
+        | McpError::Initialize { .. }
+        | McpError::Config { .. }
+        | McpError::Closed { .. }
+        | McpError::Protocol { .. }
+        | McpError::Backoff { .. } => ErrorKind::UpstreamUnavailable,
+    };
+    let mut message = err.to_string();
+    if kind == ErrorKind::Timeout {
+        // The server may have acted before the cancellation reached it.
+        message.push_str("; the call was cancelled, but the server may already have acted on it");
+    }
+    RpcError::new(kind, message)
+}
+
+async fn tools(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let grant = match authenticate(&shared, &headers) {
+        Ok(grant) => grant,
+        Err(err) => return err.into_response(),
+    };
+    let mut servers = Vec::new();
+    for name in shared.registry.names() {
+        let Ok(spec) = shared.registry.spec(name) else {
+            continue;
+        };
+        let listed = match shared.registry.list_tools(name).await {
+            Ok(tools) => tools,
+            Err(err) => {
+                servers.push(json!({"name": name, "error": err.to_string()}));
+                continue;
+            }
+        };
+        let tools: Vec<Value> = listed
+            .iter()
+            .filter(|t| spec.allows(&t.name) && grant.allows(name, &t.name))
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "description": t.description,
+                    "input_schema": *t.input_schema,
+                    "output_schema": t.output_schema.as_deref(),
+                })
+            })
+            .collect();
+        servers.push(json!({"name": name, "tools": tools}));
+    }
+    axum::Json(json!({"servers": servers})).into_response()
+}
+
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    let states = shared.registry.states().await;
+    axum::Json(json!({"status": "ok", "servers": states})).into_response()
+}
+
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,175 @@
+//! `codemode bridge`: the bridge as a long-running server of its own, for
+//! sandboxes that codemode does not start itself.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Bridge, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket};
+use crate::cli::BridgeArgs;
+use crate::context::Context;
+use crate::error::Error;
+use crate::mcp::Registry;
+
+/// Where the bridge listens when neither `--listen`, `--socket` nor the config
+/// says.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
+
+pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
+    let config = ctx.config()?;
+    let specs = ctx.servers(&config, &args.servers)?;
+
+    let listen = match (&args.listen, &args.socket) {
+        (Some(addr), _) => Some(addr.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(
+            config
+                .bridge
+                .listen
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LISTEN.into()),
+        ),
+    };
+    let listen: Option<SocketAddr> = listen
+        .map(|text| {
+            text.parse().map_err(|_| {
+                Error::Usage(format!(
+                    "--listen `{text}` is not an address like 127.0.0.1:8765"
+                ))
+            })
+        })
+        .transpose()?;
+
+    let env_token = std::env::var("CODEMODE_BRIDGE_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    if let Some(addr) = listen {
+        if !addr.ip().is_loopback() && env_token.is_none() && args.token_file.is_none() {
+            return Err(Error::Usage(format!(
+                "refusing to listen on {addr}, beyond this machine, with a token nobody was told: set CODEMODE_BRIDGE_TOKEN or pass --token-file"
+            )));
+        }
+    }
+
+    let registry = Arc::new(Registry::new(specs));
+    let bridge = Bridge::new(Arc::clone(&registry), RequestLimits::default());
+    let spec = GrantSpec {
+        allow: (!args.allow.is_empty()).then(|| args.allow.clone()),
+        calls_per_second: args.rate.unwrap_or(0.0),
+        max_concurrent: args.max_concurrent,
+        ..GrantSpec::default()
+    };
+    let grant = match &env_token {
+        Some(token) => bridge.grant_token(token.clone(), spec),
+        None => bridge
+            .grant(spec)
+            .map_err(|err| Error::Usage(format!("cannot make a random token: {err}")))?,
+    };
+    let token_file = match (&env_token, &args.token_file) {
+        (_, Some(path)) => {
+            write_token(path, &grant.token())?;
+            Some(path.clone())
+        }
+        (Some(_), None) => None,
+        (None, None) => {
+            let path = default_token_path();
+            write_token(&path, &grant.token())?;
+            Some(path)
+        }
+    };
+
+    let mut listeners = Vec::new();
+    let mut addresses = Vec::new();
+    if let Some(addr) = listen {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(Error::io(format!("listening on {addr}")))?;
+        addresses.push(format!(
+            "http://{}",
+            tcp.local_addr()
+                .map_err(Error::io("reading the bound address"))?
+        ));
+        listeners.push(Listener::Tcp(tcp));
+    }
+    if let Some(path) = &args.socket {
+        // Anyone who can reach the directory may connect; the token still decides
+        // what they may call.
+        let socket = UnixSocket::bind(path, 0o666)
+            .map_err(Error::io(format!("binding {}", path.display())))?;
+        addresses.push(format!("unix://{}", socket.path().display()));
+        listeners.push(Listener::Unix(socket));
+    }
+
+    if args.warm {
+        let progress = crate::progress::Progress::new(ctx.global.quiet);
+        let names: Vec<String> = registry.names().map(String::from).collect();
+        let warmups = names.iter().map(|name| {
+            let registry = &registry;
+            let task = progress.start(name, "starting…");
+            async move {
+                match registry.list_tools(name).await {
+                    Ok(tools) => task.succeed(&format!("{} tools", tools.len())),
+                    Err(err) => task.fail(&err.to_string()),
+                }
+            }
+        });
+        futures::future::join_all(warmups).await;
+    }
+
+    ctx.say(&format!(
+        "codemode bridge on {} (servers: {}){}",
+        addresses.join(" and "),
+        registry.names().collect::<Vec<_>>().join(", "),
+        token_file
+            .map(|p| format!("; token in {}", p.display()))
+            .unwrap_or_else(|| "; token from CODEMODE_BRIDGE_TOKEN".into())
+    ));
+    bridge
+        .serve(listeners, ConnectionLimits::default(), stop_signal())
+        .await;
+    ctx.say("codemode bridge stopping");
+    drop(grant);
+    registry.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Writes the token readable by its owner only, replacing any older file.
+fn write_token(path: &Path, token: &str) -> Result<(), Error> {
+    let context = format!("writing the token to {}", path.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(Error::io(context.clone()))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io(context.clone()))?;
+    file.write_all(token.as_bytes())
+        .map_err(Error::io(context))?;
+    Ok(())
+}
+
+fn default_token_path() -> PathBuf {
+    dirs::runtime_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("codemode-bridge-{}.token", std::process::id()))
+}

@@ -1,0 +1,214 @@
+//! The command line: every subcommand, flag and the help text that teaches them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  codemode gen-bridge -o mcp_tools.py      write the typed Python API of every configured server
+  codemode tools --search weather          find a tool by what it does
+  codemode exec script.py                  run a script in a sandbox, tools available
+
+Config is read from --config, $CODEMODE_CONFIG, ./codemode.toml, then the user
+config directory (~/.config/codemode/codemode.toml on Linux).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codemode",
+    version,
+    about = "Code mode for MCP: call MCP tools from one Python script, run it in a sandbox",
+    long_about = "Code mode for MCP.\n\nInstead of calling MCP tools one JSON round trip at a time, a model (or you) \
+writes one Python script that calls the tools as ordinary functions. The script runs in a sandbox; \
+its tool calls cross back to the host through a narrow bridge that holds every real MCP connection \
+and every secret.",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Also read servers from a desktop client's or editor's `mcpServers` JSON file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub mcp_json: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug including servers' stderr)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate mcp_tools.py: a typed, documented Python API of the configured servers' tools
+    #[command(after_help = "\
+Examples:
+  codemode gen-bridge                         write ./mcp_tools.py for every configured server
+  codemode gen-bridge -o - --server time      print the API of one server
+  codemode gen-bridge --check                 CI guard: exit 1 if mcp_tools.py is out of date
+  codemode gen-bridge --stats                 token counts: Python API against raw MCP JSON
+
+Review workflow: commit mcp_tools.py, run `codemode gen-bridge --check` in CI; when a server
+changes its tools, CI fails with a list of what was added, removed or changed, and
+`codemode gen-bridge` regenerates the file for review.")]
+    GenBridge(GenBridgeArgs),
+
+    /// Run the RPC bridge that sandboxed code calls to reach MCP tools
+    #[command(after_help = "\
+Examples:
+  codemode bridge                                   listen on 127.0.0.1:8765, token in a 0600 file
+  CODEMODE_BRIDGE_TOKEN=s3cret codemode bridge --socket /run/codemode/bridge.sock
+  curl -s localhost:8765/health
+  curl -s -H \"Authorization: Bearer $(cat TOKEN_FILE)\" localhost:8765/rpc \\
+       -d '{\"server\": \"news\", \"tool\": \"search\", \"arguments\": {\"query\": \"ai\"}}'
+
+Sandboxed code reaches it with CODEMODE_BRIDGE_URL (http://HOST:PORT or unix:///PATH) and
+CODEMODE_BRIDGE_TOKEN, which the generated mcp_tools.py reads.")]
+    Bridge(BridgeArgs),
+
+    /// Run a Python file in a sandbox, with the configured tools available
+    #[command(after_help = "Example:\n  codemode exec examples/news_summary.py")]
+    Exec(PassThroughArgs),
+
+    /// Give a task to an LLM that writes and runs code until it has an answer
+    #[command(after_help = "Example:\n  codemode ask \"Fetch the latest news and summarize it\"")]
+    Ask(PassThroughArgs),
+
+    /// Serve `execute_python` and tool discovery as one MCP server over all the others
+    #[command(
+        after_help = "Example (an MCP client's config):\n  {\"mcpServers\": {\"codemode\": {\"command\": \"codemode\", \"args\": [\"serve\"]}}}"
+    )]
+    Serve(PassThroughArgs),
+
+    /// List the configured servers' tools, with one-line descriptions
+    #[command(after_help = "\
+Examples:
+  codemode tools                         every tool of every server
+  codemode tools --search \"current time\" best matches first
+  codemode tools --server git --json     machine-readable")]
+    Tools(ToolsArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "\
+Examples:
+  codemode completions bash > /etc/bash_completion.d/codemode
+  codemode completions zsh > \"${fpath[1]}/_codemode\"
+  codemode completions fish > ~/.config/fish/completions/codemode.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GenBridgeArgs {
+    /// Where to write the module; `-` writes to stdout
+    #[arg(short, long, value_name = "PATH", default_value = "mcp_tools.py")]
+    pub output: PathBuf,
+
+    /// Only these servers (repeatable); default: every enabled server
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+
+    /// Write nothing; exit 1 if the file differs from what would be generated
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print token counts of the Python API against the raw MCP tools/list JSON
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Write the module even when some servers fail (they are left out and named)
+    #[arg(long)]
+    pub allow_partial: bool,
+
+    /// Print the summary (--check, --stats) as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// TCP address to listen on (default: [bridge] listen, else 127.0.0.1:8765 unless --socket)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Unix socket to listen on (created fresh; a stale socket is replaced)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Write the bearer token here (mode 0600); default: $CODEMODE_BRIDGE_TOKEN, else a random token in the runtime dir
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// Only these servers (repeatable)
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+
+    /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
+    #[arg(long, value_name = "SERVER.TOOL")]
+    pub allow: Vec<String>,
+
+    /// Calls per second the token may make (default: unbounded)
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+
+    /// Calls in flight at once
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_concurrent: usize,
+
+    /// Start every server now instead of on its first call
+    #[arg(long)]
+    pub warm: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ToolsArgs {
+    /// Only these servers (repeatable)
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+
+    /// Words to look for in tool names and descriptions; best matches first
+    #[arg(long, short, value_name = "QUERY")]
+    pub search: Option<String>,
+
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// List what the servers that answer offer, and name the ones that do not
+    #[arg(long)]
+    pub allow_partial: bool,
+}
+
+/// Arguments of subcommands that are not built yet: accepted, so that `--help`
+/// works and scripts get a clear message rather than a parse error.
+#[derive(Debug, Args)]
+pub struct PassThroughArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,88 @@
+//! What every subcommand starts from: the global flags, the config they name,
+//! and the servers it selects.
+
+use crate::catalog::{self, Catalog};
+use crate::cli::GlobalArgs;
+use crate::config::{self, Config, ResolvedServer};
+use crate::error::Error;
+use crate::mcp::Registry;
+use crate::progress::Progress;
+
+pub struct Context {
+    pub global: GlobalArgs,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> Context {
+        Context { global }
+    }
+
+    pub fn config(&self) -> Result<Config, Error> {
+        Ok(config::load(
+            self.global.config.as_deref(),
+            self.global.mcp_json.as_deref(),
+        )?)
+    }
+
+    /// The selected servers with `${VAR}`s expanded from the environment.
+    pub fn servers(&self, config: &Config, names: &[String]) -> Result<Vec<ResolvedServer>, Error> {
+        let base = config.base_dir();
+        let lookup = |name: &str| std::env::var(name).ok();
+        let selected = config.select(names)?;
+        if selected.is_empty() {
+            return Err(Error::Usage(format!(
+                "no servers configured in {}; add a [servers.NAME] table",
+                config
+                    .source
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "the config".into())
+            )));
+        }
+        Ok(selected
+            .into_iter()
+            .map(|(name, server)| server.resolve(name, &base, &lookup))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Starts the selected servers, lists their tools and stops them again.
+    /// Servers that fail are named on stderr; unless `allow_partial`, any
+    /// failure fails the command.
+    pub async fn catalog(&self, names: &[String], allow_partial: bool) -> Result<Catalog, Error> {
+        let config = self.config()?;
+        let specs = self.servers(&config, names)?;
+        let registry = Registry::new(specs.clone());
+        let progress = Progress::new(self.global.quiet);
+        let (catalog, failures) = catalog::collect(&registry, &specs, &progress).await;
+        registry.shutdown().await;
+        if failures.is_empty() {
+            return Ok(catalog);
+        }
+        if allow_partial && !catalog.servers.is_empty() {
+            for failure in &failures {
+                eprintln!("codemode: warning: skipped {failure}");
+            }
+            return Ok(catalog);
+        }
+        if let [only] = failures.as_slice() {
+            return Err(only.clone().into());
+        }
+        for failure in &failures {
+            eprintln!("codemode: error: {failure}");
+        }
+        let names: Vec<String> = failures
+            .iter()
+            .map(|f| format!("`{}`", f.server()))
+            .collect();
+        Err(Error::ServersFailed {
+            servers: format!("servers {}", names.join(", ")),
+        })
+    }
+
+    /// A status line on stderr, unless `--quiet`.
+    pub fn say(&self, message: &str) {
+        if !self.global.quiet {
+            eprintln!("{message}");
+        }
+    }
+}

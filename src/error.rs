@@ -1,0 +1,65 @@
+//! The one place where failures become a message on stderr and an exit code.
+
+use crate::config::ConfigError;
+use crate::mcp::McpError;
+
+/// Exit codes other parts of the system and users' scripts rely on.
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    /// A general failure, and `gen-bridge --check` finding the file out of date.
+    pub const FAILURE: i32 = 1;
+    /// Bad usage or configuration.
+    pub const USAGE: i32 = 2;
+    /// An MCP server could not be started or reached.
+    pub const UNAVAILABLE: i32 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Mcp(#[from] McpError),
+    #[error("{servers} failed; nothing was written (use --allow-partial to write the rest)")]
+    ServersFailed { servers: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("`codemode {0}` is not built yet")]
+    NotBuilt(&'static str),
+    #[error("{0}")]
+    Usage(String),
+    /// The command already reported what happened; only the exit code is left.
+    #[error("")]
+    Reported(i32),
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => exit::USAGE,
+            Error::Mcp(_) | Error::ServersFailed { .. } => exit::UNAVAILABLE,
+            Error::Io { .. } | Error::NotBuilt(_) => exit::FAILURE,
+            Error::Reported(code) => *code,
+        }
+    }
+}
+
+/// Prints the error as one line and returns the process exit code.
+pub fn report(err: &Error) -> i32 {
+    let message = err.to_string();
+    if !message.is_empty() {
+        // Errors from nested sources can carry newlines (a server's message); one
+        // line keeps them greppable and keeps scripts' stderr parsing simple.
+        let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("codemode: error: {one_line}");
+    }
+    err.exit_code()
+}

@@ -1,0 +1,79 @@
+//! `codemode`: code mode for MCP. Dispatch, logging, and the exit code.
+
+mod bridge;
+mod catalog;
+mod cli;
+mod config;
+mod context;
+mod error;
+mod gen_bridge;
+mod mcp;
+mod progress;
+mod tokens;
+mod tools;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command};
+use context::Context;
+use error::Error;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose, cli.global.quiet);
+    let code = match run(cli) {
+        Ok(()) => error::exit::SUCCESS,
+        Err(err) => error::report(&err),
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let ctx = Context::new(cli.global);
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "codemode", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::GenBridge(args) => block_on(gen_bridge::run(&ctx, &args)),
+        Command::Tools(args) => block_on(tools::run(&ctx, &args)),
+        Command::Bridge(args) => block_on(bridge::standalone::run(&ctx, &args)),
+        Command::Exec(_) => Err(Error::NotBuilt("exec")),
+        Command::Ask(_) => Err(Error::NotBuilt("ask")),
+        Command::Serve(_) => Err(Error::NotBuilt("serve")),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), Error>>>(future: F) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the async runtime"))?;
+    let result = runtime.block_on(future);
+    // Servers' stderr readers may still be draining; they must not hold up exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
+
+/// Logs go to stderr only: stdout belongs to the command's output (a module, a
+/// JSON document, an MCP stream). `CODEMODE_LOG` takes `RUST_LOG` syntax.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = std::env::var("CODEMODE_LOG")
+        .ok()
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("{default},rmcp=warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}

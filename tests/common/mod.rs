@@ -1,0 +1,285 @@
+//! Shared helpers of the integration tests: the binary, the example servers, the
+//! third-party servers `.ci/test` installs, and throwaway configs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `codemode` with a clean environment for config discovery: tests pass
+/// `--config` explicitly, so no user or working-directory config can leak in.
+pub fn codemode() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(codemode_bin());
+    cmd.env_remove("CODEMODE_CONFIG")
+        .env_remove("CODEMODE_LOG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-codemode-test")
+        .timeout(std::time::Duration::from_secs(120));
+    cmd
+}
+
+pub fn codemode_bin() -> &'static Path {
+    assert_cmd::cargo::cargo_bin!("codemode")
+}
+
+/// The directory the example servers are built into, building them if a
+/// `cargo test -p codemode` run has not.
+pub fn example_bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = codemode_bin().parent().expect("a directory").to_path_buf();
+        if !dir.join("news-server").exists() || !dir.join("summarizer-server").exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "codemode-examples"])
+                .current_dir(repo())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the example servers failed");
+        }
+        dir
+    })
+}
+
+pub fn example_bin(name: &str) -> PathBuf {
+    example_bin_dir().join(name)
+}
+
+/// A directory with the third-party MCP servers and mypy, as `.ci/test` installs
+/// them. In CI their absence fails the test; elsewhere the test is skipped.
+pub fn tools_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CODEMODE_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv"));
+    if dir.join("bin").join("mcp-server-time").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "third-party MCP servers are missing from {}: run .ci/install-mcp-servers.sh",
+        dir.display()
+    );
+    eprintln!("skipped: third-party MCP servers not installed (run .ci/install-mcp-servers.sh)");
+    None
+}
+
+/// The Python the generated modules are checked with.
+pub fn python() -> String {
+    std::env::var("CODEMODE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// A temporary directory holding a `codemode.toml` with `text`.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn with_config(text: &str) -> Workdir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("codemode.toml"), text).expect("write config");
+        Workdir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("codemode.toml")
+    }
+
+    /// `codemode --config <this config>` run from this directory.
+    pub fn codemode(&self) -> assert_cmd::Command {
+        let mut cmd = codemode();
+        cmd.current_dir(self.path())
+            .arg("--config")
+            .arg(self.config());
+        cmd
+    }
+}
+
+/// A config with the two example servers.
+pub fn examples_config() -> String {
+    format!(
+        "[servers.news]\ncommand = {:?}\n\n[servers.summarizer]\ncommand = {:?}\n",
+        example_bin("news-server"),
+        example_bin("summarizer-server")
+    )
+}
+
+pub fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A `codemode bridge` running for one test, on a loopback port and a Unix
+/// socket, with a known token. Stopped (SIGTERM) when dropped.
+pub struct BridgeProcess {
+    pub child: std::process::Child,
+    pub work: Workdir,
+    pub token: String,
+    pub tcp: String,
+    pub socket: PathBuf,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl BridgeProcess {
+    pub fn start(config: &str, extra_args: &[&str]) -> BridgeProcess {
+        use std::io::BufRead;
+        let work = Workdir::with_config(config);
+        let socket = work.path().join("bridge.sock");
+        let token = "test-token-0123456789abcdef".to_string();
+        let mut child = Command::new(codemode_bin())
+            .current_dir(work.path())
+            .env("CODEMODE_BRIDGE_TOKEN", &token)
+            .env_remove("CODEMODE_LOG")
+            .arg("--config")
+            .arg(work.config())
+            .args(["bridge", "--listen", "127.0.0.1:0", "--socket"])
+            .arg(&socket)
+            .args(extra_args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("codemode bridge starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("codemode bridge on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let tcp = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the bridge did not start: {}", stderr.lock().unwrap()));
+        BridgeProcess {
+            child,
+            work,
+            token,
+            tcp,
+            socket,
+            stderr,
+        }
+    }
+
+    pub fn url_tcp(&self) -> String {
+        format!("http://{}", self.tcp)
+    }
+
+    pub fn url_unix(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        wait_with_timeout(&mut self.child, std::time::Duration::from_secs(20))
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn wait_with_timeout(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A minimal HTTP/1.1 exchange (one request, `Connection: close`) over TCP or a
+/// Unix socket: the tests check the wire itself, not a client library's view.
+pub fn http(
+    target: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut raw = Vec::new();
+    if let Some(path) = target.strip_prefix("unix://") {
+        let mut stream = std::os::unix::net::UnixStream::connect(path).expect("connect unix");
+        stream.write_all(head.as_bytes()).unwrap();
+        let _ = stream.write_all(body);
+        stream.read_to_end(&mut raw).unwrap();
+    } else {
+        let addr = target.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect tcp");
+        stream.write_all(head.as_bytes()).unwrap();
+        let _ = stream.write_all(body);
+        let _ = stream.read_to_end(&mut raw);
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Runs Python code with the generated module importable and the bridge's
+/// address and token in the environment; returns (status, stdout, stderr).
+pub fn run_python(dir: &Path, code: &str, url: &str, token: &str) -> (i32, String, String) {
+    let output = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .current_dir(dir)
+        .env("PYTHONPATH", dir)
+        .env("CODEMODE_BRIDGE_URL", url)
+        .env("CODEMODE_BRIDGE_TOKEN", token)
+        .output()
+        .expect("python runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
