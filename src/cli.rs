@@ -80,8 +80,17 @@ CODEMODE_BRIDGE_TOKEN, which the generated mcp_tools.py reads.")]
     Bridge(BridgeArgs),
 
     /// Run a Python file in a sandbox, with the configured tools available
-    #[command(after_help = "Example:\n  codemode exec examples/news_summary.py")]
-    Exec(PassThroughArgs),
+    #[command(after_help = "\
+Examples:
+  codemode exec examples/news_summary.py           run it; the tools come from mcp_tools
+  echo 'print(1 + 1)' | codemode exec -              a script on stdin
+  codemode exec job.py --sandbox docker --timeout 2m --memory 1g
+  codemode exec job.py --allow 'news.*' --json     only the news tools; a JSON report
+  codemode exec job.py --stubs mcp_tools.py -- --verbose   reviewed stubs; args for the script
+
+The script's exit status is exec's (124 on timeout). Only --env variables enter the
+sandbox; the host environment and every secret in it stay out.")]
+    Exec(ExecArgs),
 
     /// Give a task to an LLM that writes and runs code until it has an answer
     #[command(after_help = "Example:\n  codemode ask \"Fetch the latest news and summarize it\"")]
@@ -138,6 +147,61 @@ pub struct GenBridgeArgs {
     /// Print the summary (--check, --stats) as JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The Python file to run; `-` reads it from stdin
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Where to run it (default: [sandbox] backend, else auto: docker if an engine answers, else native)
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub sandbox: Option<crate::sandbox::Choice>,
+
+    /// Time limit, like 30s or 2m (default: [sandbox] timeout)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// Memory limit, like 512m or 1g (default: [sandbox] memory)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPU share, like 0.5 for half a core (default: [sandbox] cpus)
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+
+    /// Output kept per stream, like 1m (the rest is dropped and reported)
+    #[arg(long, value_name = "SIZE")]
+    pub max_output: Option<String>,
+
+    /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
+    #[arg(long, value_name = "SERVER.TOOL")]
+    pub allow: Vec<String>,
+
+    /// Only these servers (repeatable)
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+
+    /// Use this reviewed mcp_tools.py instead of generating one
+    #[arg(long, value_name = "PATH")]
+    pub stubs: Option<PathBuf>,
+
+    /// Set a variable in the sandbox: KEY=VALUE, or KEY to pass the host's value (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Print one JSON object with the result instead of streaming the output
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run even if some servers fail to start (their tools are left out)
+    #[arg(long)]
+    pub allow_partial: bool,
+
+    /// Arguments for the script, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -467,6 +467,28 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
+/// A size as people write it: `512m`, `1g`, `64k`, `1048576` (binary units).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let lower = text.to_ascii_lowercase();
+    let trimmed = lower.trim_end_matches(['b', 'i']);
+    let (digits, unit) = match trimmed.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
+        Some((at, _)) => trimmed.split_at(at),
+        None => (trimmed, ""),
+    };
+    let scale: u64 = match unit.trim() {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err(format!("invalid size `{text}`; write it like \"512m\" or \"1g\"")),
+    };
+    let number: f64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size `{text}`; write it like \"512m\" or \"1g\""))?;
+    Ok((number * scale as f64) as u64)
+}
+
 /// 1-based line and column of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -656,6 +678,18 @@ mod tests {
                 Config::parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!config.servers.is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn sizes_read_with_binary_units() {
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5x").is_err());
     }
 
     #[test]

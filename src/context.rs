@@ -5,7 +5,7 @@ use crate::catalog::{self, Catalog};
 use crate::cli::GlobalArgs;
 use crate::config::{self, Config, ResolvedServer};
 use crate::error::Error;
-use crate::mcp::Registry;
+use crate::mcp::{McpError, Registry};
 use crate::progress::Progress;
 
 pub struct Context {
@@ -24,12 +24,11 @@ impl Context {
         )?)
     }
 
-    /// The selected servers with `${VAR}`s expanded from the environment.
+    /// The selected servers with `${VAR}`s expanded from the environment; an
+    /// error when there are none.
     pub fn servers(&self, config: &Config, names: &[String]) -> Result<Vec<ResolvedServer>, Error> {
-        let base = config.base_dir();
-        let lookup = |name: &str| std::env::var(name).ok();
-        let selected = config.select(names)?;
-        if selected.is_empty() {
+        let servers = self.servers_or_none(config, names)?;
+        if servers.is_empty() {
             return Err(Error::Usage(format!(
                 "no servers configured in {}; add a [servers.NAME] table",
                 config
@@ -39,7 +38,15 @@ impl Context {
                     .unwrap_or_else(|| "the config".into())
             )));
         }
-        Ok(selected
+        Ok(servers)
+    }
+
+    /// The selected servers, possibly none (a script may use no tools).
+    pub fn servers_or_none(&self, config: &Config, names: &[String]) -> Result<Vec<ResolvedServer>, Error> {
+        let base = config.base_dir();
+        let lookup = |name: &str| std::env::var(name).ok();
+        Ok(config
+            .select(names)?
             .into_iter()
             .map(|(name, server)| server.resolve(name, &base, &lookup))
             .collect::<Result<_, _>>()?)
@@ -55,14 +62,21 @@ impl Context {
         let progress = Progress::new(self.global.quiet);
         let (catalog, failures) = catalog::collect(&registry, &specs, &progress).await;
         registry.shutdown().await;
+        self.check_failures(&catalog, failures, allow_partial)?;
+        Ok(catalog)
+    }
+
+    /// Servers that failed to list their tools: named on stderr and tolerated
+    /// with `allow_partial` (when some others answered), an error otherwise.
+    pub fn check_failures(&self, catalog: &Catalog, failures: Vec<McpError>, allow_partial: bool) -> Result<(), Error> {
         if failures.is_empty() {
-            return Ok(catalog);
+            return Ok(());
         }
         if allow_partial && !catalog.servers.is_empty() {
             for failure in &failures {
                 eprintln!("codemode: warning: skipped {failure}");
             }
-            return Ok(catalog);
+            return Ok(());
         }
         if let [only] = failures.as_slice() {
             return Err(only.clone().into());

@@ -2,6 +2,7 @@
 
 use crate::config::ConfigError;
 use crate::mcp::McpError;
+use crate::sandbox::SandboxError;
 
 /// Exit codes other parts of the system and users' scripts rely on.
 pub mod exit {
@@ -12,6 +13,10 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// An MCP server could not be started or reached.
     pub const UNAVAILABLE: i32 = 3;
+    /// The script ran past its time limit (as `timeout(1)` reports it).
+    pub const TIMEOUT: i32 = 124;
+    /// The sandbox could not be set up, so the script did not run.
+    pub const SANDBOX: i32 = 125;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +32,8 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Sandbox(SandboxError),
     #[error("`codemode {0}` is not built yet")]
     NotBuilt(&'static str),
     #[error("{0}")]
@@ -47,6 +54,7 @@ impl Error {
             Error::Config(_) | Error::Usage(_) => exit::USAGE,
             Error::Mcp(_) | Error::ServersFailed { .. } => exit::UNAVAILABLE,
             Error::Io { .. } | Error::NotBuilt(_) => exit::FAILURE,
+            Error::Sandbox(_) => exit::SANDBOX,
             Error::Reported(code) => *code,
         }
     }

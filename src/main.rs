@@ -6,9 +6,11 @@ mod cli;
 mod config;
 mod context;
 mod error;
+mod exec;
 mod gen_bridge;
 mod mcp;
 mod progress;
+mod sandbox;
 mod tokens;
 mod tools;
 
@@ -19,6 +21,11 @@ use context::Context;
 use error::Error;
 
 fn main() {
+    // The native sandbox re-executes codemode as its setup process; that path
+    // must not start a runtime or parse the public command line.
+    if std::env::args_os().nth(1).is_some_and(|a| a == sandbox::native::INIT_ARG) {
+        sandbox::native::init_main();
+    }
     let cli = Cli::parse();
     init_logging(cli.global.verbose, cli.global.quiet);
     let code = match run(cli) {
@@ -39,7 +46,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::GenBridge(args) => block_on(gen_bridge::run(&ctx, &args)),
         Command::Tools(args) => block_on(tools::run(&ctx, &args)),
         Command::Bridge(args) => block_on(bridge::standalone::run(&ctx, &args)),
-        Command::Exec(_) => Err(Error::NotBuilt("exec")),
+        Command::Exec(args) => block_on(exec::run(&ctx, &args)),
         Command::Ask(_) => Err(Error::NotBuilt("ask")),
         Command::Serve(_) => Err(Error::NotBuilt("serve")),
     }

@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn docstring_bodies_cannot_close_the_docstring() {
-        assert_eq!(docstring_body(r#"say """hi""""#), r#"say \"\""hi\"\"\"\""#);
+        assert_eq!(docstring_body(r#"say """hi""""#), r#"say \"\""hi\"\"\""#);
         assert!(!docstring_body("x\"\"\"y").contains("\"\"\""));
     }
 

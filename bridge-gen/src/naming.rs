@@ -307,6 +307,12 @@ impl Namespace {
         !self.taken.contains(name) && !self.reserved.contains(name)
     }
 
+    /// Gives a claimed name back, for a definition that turned out to be
+    /// a duplicate.
+    pub(crate) fn release(&mut self, name: &str) {
+        self.taken.remove(name);
+    }
+
     /// Claims `base` (already a valid identifier) or the first free variant
     /// of it: a reserved name gets a trailing `_` (PEP 8's way of avoiding a
     /// clash), a taken one a counter.

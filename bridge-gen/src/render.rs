@@ -7,7 +7,7 @@ use crate::docs;
 use crate::literal;
 use crate::manifest;
 use crate::naming::{self, Namespace, Style};
-use crate::types::{self, PyType, Registry, TypedDictDef};
+use crate::types::{self, Converter, PyType, Registry, TypedDictDef};
 use crate::{Detail, ServerTools, ToolSpec};
 
 /// The transport, errors and `call`: the same in every generated module.
@@ -175,6 +175,7 @@ fn plan_tool<'a>(registry: &mut Registry, spec: &'a ToolSpec, method: String) ->
     let keys: Vec<&str> = props.iter().map(|(k, _, _)| *k).collect();
     let mut param_ns = Namespace::with_reserved(["self"]);
     let names = naming::assign(&keys, "arg", &mut param_ns);
+    let mut input = Converter::new(registry, root);
     let params: Vec<Param> = props
         .into_iter()
         .zip(names)
@@ -182,7 +183,7 @@ fn plan_tool<'a>(registry: &mut Registry, spec: &'a ToolSpec, method: String) ->
             let hint = format!("{tool_hint}{}", naming::camel(&name, "Arg"));
             Param {
                 key: key.to_string(),
-                ty: registry.convert(root, prop, &hint),
+                ty: input.convert(prop, &hint),
                 name,
                 required,
                 description: prop
@@ -195,9 +196,7 @@ fn plan_tool<'a>(registry: &mut Registry, spec: &'a ToolSpec, method: String) ->
         .collect();
     let extra = match object.get("additionalProperties") {
         Some(Value::Bool(true)) => Some(PyType::Any),
-        Some(extra @ Value::Object(_)) => {
-            Some(registry.convert(root, extra, &format!("{tool_hint}Extra")))
-        }
+        Some(extra @ Value::Object(_)) => Some(input.convert(extra, &format!("{tool_hint}Extra"))),
         _ => None,
     }
     .map(|ty| Extra {
@@ -219,7 +218,8 @@ fn plan_tool<'a>(registry: &mut Registry, spec: &'a ToolSpec, method: String) ->
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let hint = format!("{tool_hint}Result");
-            (registry.convert(output, schema, &hint), doc)
+            let ty = Converter::new(registry, output).convert(schema, &hint);
+            (ty, doc)
         }
         None => (PyType::Any, None),
     };
@@ -480,7 +480,8 @@ fn method_doc(server: &str, tool: &ToolPlan) -> String {
             if p.name != p.key {
                 notes.push(format!("Sent as {}.", literal::string(&p.key)));
             }
-            if let Some(default) = &p.default {
+            // A `None` default is what the signature already says.
+            if let Some(default) = p.default.as_ref().filter(|d| !d.is_null()) {
                 let mut shown = literal::value(default);
                 if shown.chars().count() > 200 {
                     shown = shown.chars().take(200).collect::<String>() + "...";
@@ -489,6 +490,9 @@ fn method_doc(server: &str, tool: &ToolPlan) -> String {
             }
             if !notes.is_empty() {
                 if !text.is_empty() {
+                    if !text.ends_with(['.', '!', '?', ':']) {
+                        text.push('.');
+                    }
                     text.push(if text.contains('\n') { '\n' } else { ' ' });
                 }
                 text.push_str(&notes.join(" "));
@@ -645,5 +649,57 @@ pub(crate) fn signature(server: &str, tool: &ToolSpec, detail: Detail) -> String
             out.push_str(&tool_def(server, &plan, "", false));
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_globals_are_read_from_the_runtime_source() {
+        let names = runtime_globals();
+        for expected in [
+            "_invoke",
+            "call",
+            "ToolError",
+            "BridgeError",
+            "_state",
+            "_URL_ENV",
+            "_http_client",
+            "_json",
+            "Any",
+            "TypedDict",
+            "_UnixHTTPConnection",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} not in {names:?}"
+            );
+        }
+        assert!(names.iter().all(|n| naming::is_identifier(n)), "{names:?}");
+    }
+
+    #[test]
+    fn long_signatures_wrap_one_parameter_per_line() {
+        let tool = ToolSpec {
+            name: "t".into(),
+            description: None,
+            input_schema: serde_json::json!({"properties": {
+                "a_rather_long_parameter_name": {"type": "string"},
+                "another_rather_long_parameter_name": {"type": "string"},
+            }}),
+            output_schema: None,
+        };
+        let module = module(&[ServerTools {
+            name: "s".into(),
+            tools: vec![tool],
+        }]);
+        assert!(
+            module.contains(
+                "    def t(\n        self,\n        *,\n        a_rather_long_parameter_name: Optional[str] = None,\n"
+            ),
+            "{module}"
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::naming::{self, Namespace, Style};
 /// Nesting deeper than this is `Any`: real schemas stay far below it, and it
 /// keeps hostile ones from recursing without end.
 const MAX_DEPTH: usize = 24;
-/// Schema nodes visited per root before everything else becomes `Any`.
+/// Schema nodes visited per document before everything else becomes `Any`.
 const MAX_NODES: usize = 20_000;
 /// Enums longer than this are typed by their values' base types instead of a
 /// `Literal` nobody could read.
@@ -163,6 +163,9 @@ pub(crate) struct Field {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TypedDictDef {
     pub name: String,
+    /// What the schema calls the model (its `title`, else the name hint):
+    /// two objects with the same identity and fields are one `TypedDict`.
+    pub identity: String,
     pub fields: Vec<Field>,
 }
 
@@ -191,12 +194,6 @@ impl Registry {
     /// helper classes the rendering needs.
     pub(crate) fn names_mut(&mut self) -> &mut Namespace {
         &mut self.names
-    }
-
-    /// Converts `schema` (found inside the document `root`, against which
-    /// `$ref`s resolve) to a type hint; object types get names from `hint`.
-    pub(crate) fn convert(&mut self, root: &Value, schema: &Value, hint: &str) -> PyType {
-        Converter::new(self, root).ty(schema, hint, 0)
     }
 }
 
@@ -269,7 +266,10 @@ enum RefState {
     Done(PyType),
 }
 
-struct Converter<'r, 'v> {
+/// Converts the schemas of one document (a tool's input or output schema),
+/// against whose root `$ref`s resolve. One per document, so `$ref`s it
+/// resolved once are not resolved again for the next parameter.
+pub(crate) struct Converter<'r, 'v> {
     registry: &'r mut Registry,
     root: &'v Value,
     refs: HashMap<String, RefState>,
@@ -279,7 +279,7 @@ struct Converter<'r, 'v> {
 }
 
 impl<'r, 'v> Converter<'r, 'v> {
-    fn new(registry: &'r mut Registry, root: &'v Value) -> Self {
+    pub(crate) fn new(registry: &'r mut Registry, root: &'v Value) -> Self {
         Converter {
             registry,
             root,
@@ -287,6 +287,12 @@ impl<'r, 'v> Converter<'r, 'v> {
             root_defs_key: None,
             nodes: 0,
         }
+    }
+
+    /// The type hint for `schema` (part of this document); object types get
+    /// names from `hint`.
+    pub(crate) fn convert(&mut self, schema: &Value, hint: &str) -> PyType {
+        self.ty(schema, hint, 0)
     }
 
     fn ty(&mut self, schema: &Value, hint: &str, depth: usize) -> PyType {
@@ -298,8 +304,7 @@ impl<'r, 'v> Converter<'r, 'v> {
             return PyType::Any;
         };
         if is_typed_dict_shape(map) {
-            let name = self.registry.names.claim(&class_name(hint), Style::Camel);
-            return self.typed_dict(name, map, depth);
+            return self.inline_typed_dict(map, hint, depth);
         }
         if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
             let ty = self.reference(reference, depth);
@@ -312,6 +317,8 @@ impl<'r, 'v> Converter<'r, 'v> {
             return nullable(map, literal_union(values));
         }
         let base = self.declared_type(map, hint, depth);
+        // `anyOf` and `oneOf` mean the same to a type hint (and a schema
+        // with both is rare enough to read only the first).
         let alternatives = ["anyOf", "oneOf"]
             .iter()
             .filter_map(|k| map.get(*k).and_then(Value::as_array))
@@ -406,8 +413,7 @@ impl<'r, 'v> Converter<'r, 'v> {
             .and_then(Value::as_object)
             .is_some_and(|p| !p.is_empty());
         if has_props && !explicitly_open(map) {
-            let name = self.registry.names.claim(&class_name(hint), Style::Camel);
-            return self.typed_dict(name, map, depth);
+            return self.inline_typed_dict(map, hint, depth);
         }
         match map.get("additionalProperties") {
             Some(extra @ Value::Object(_)) if !has_props => {
@@ -418,8 +424,28 @@ impl<'r, 'v> Converter<'r, 'v> {
         }
     }
 
-    /// Defines the `TypedDict` `name` (already claimed) from an object schema.
-    fn typed_dict(&mut self, name: String, map: &Map<String, Value>, depth: usize) -> PyType {
+    fn inline_typed_dict(&mut self, map: &Map<String, Value>, hint: &str, depth: usize) -> PyType {
+        let name = self.registry.names.claim(&class_name(hint), Style::Camel);
+        self.typed_dict(name, map, hint, depth)
+    }
+
+    /// Defines the `TypedDict` `name` (already claimed) from an object
+    /// schema, or reuses an identical one defined before.
+    ///
+    /// Reuse is safe: an identical earlier definition can only refer to
+    /// older names, so nothing built here refers to `name`, which is given
+    /// back.
+    fn typed_dict(
+        &mut self,
+        name: String,
+        map: &Map<String, Value>,
+        hint: &str,
+        depth: usize,
+    ) -> PyType {
+        let identity = match map.get("title").and_then(Value::as_str) {
+            Some(title) => naming::camel(title, "Model"),
+            None => class_name(hint),
+        };
         let mut fields = Vec::new();
         for (key, prop, required) in object_properties(map) {
             let hint = format!("{name}{}", naming::camel(key, "Value"));
@@ -432,8 +458,19 @@ impl<'r, 'v> Converter<'r, 'v> {
                 comment: docs::summary_line(description),
             });
         }
+        let existing = self
+            .registry
+            .defs
+            .iter()
+            .find(|d| d.identity == identity && d.fields == fields);
+        if let Some(existing) = existing {
+            let reused = PyType::Named(existing.name.clone());
+            self.registry.names.release(&name);
+            return reused;
+        }
         self.registry.defs.push(TypedDictDef {
             name: name.clone(),
+            identity,
             fields,
         });
         PyType::Named(name)
@@ -469,7 +506,7 @@ impl<'r, 'v> Converter<'r, 'v> {
                     reference.to_string(),
                     RefState::InProgress(Some(name.clone())),
                 );
-                self.typed_dict(name, map, depth + 1)
+                self.typed_dict(name, map, &hint, depth + 1)
             }
             _ => {
                 self.refs
@@ -629,4 +666,324 @@ fn class_name(hint: &str) -> String {
         name.truncate(MAX_CLASS_NAME);
     }
     name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The rendered hint for `schema` (converted as its own document) and
+    /// the `TypedDict`s it needed.
+    fn convert(schema: Value) -> (String, Vec<TypedDictDef>) {
+        let mut registry = Registry::new(Namespace::default());
+        let ty = Converter::new(&mut registry, &schema).convert(&schema, "Tool");
+        (ty.render(false), registry.defs)
+    }
+
+    fn hint(schema: Value) -> String {
+        convert(schema).0
+    }
+
+    /// The hint for property `key` of `root`, with `$ref`s resolving in `root`.
+    fn property_hint(root: Value, key: &str) -> (String, Vec<TypedDictDef>) {
+        let mut registry = Registry::new(Namespace::default());
+        let ty = Converter::new(&mut registry, &root).convert(&root["properties"][key], "Tool");
+        (ty.render(false), registry.defs)
+    }
+
+    fn field_hints(def: &TypedDictDef) -> Vec<(String, String, bool)> {
+        def.fields
+            .iter()
+            .map(|f| (f.key.clone(), f.ty.render(true), f.required))
+            .collect()
+    }
+
+    #[test]
+    fn primitive_types_map_to_builtins() {
+        assert_eq!(hint(json!({"type": "string"})), "str");
+        assert_eq!(hint(json!({"type": "integer"})), "int");
+        assert_eq!(hint(json!({"type": "number"})), "float");
+        assert_eq!(hint(json!({"type": "boolean"})), "bool");
+        assert_eq!(hint(json!({"type": "null"})), "None");
+    }
+
+    #[test]
+    fn arrays_are_lists_of_their_items() {
+        assert_eq!(
+            hint(json!({"type": "array", "items": {"type": "integer"}})),
+            "List[int]"
+        );
+        assert_eq!(hint(json!({"type": "array"})), "List[Any]");
+        assert_eq!(
+            hint(
+                json!({"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}]})
+            ),
+            "List[Union[str, int]]"
+        );
+    }
+
+    #[test]
+    fn free_form_objects_are_dicts() {
+        assert_eq!(hint(json!({"type": "object"})), "Dict[str, Any]");
+        assert_eq!(
+            hint(json!({"type": "object", "properties": {}})),
+            "Dict[str, Any]"
+        );
+        assert_eq!(
+            hint(json!({"type": "object", "additionalProperties": {"type": "number"}})),
+            "Dict[str, float]"
+        );
+    }
+
+    #[test]
+    fn objects_with_properties_become_typed_dicts_with_required_keys_first() {
+        let (ty, defs) = convert(json!({
+            "type": "object",
+            "properties": {"b": {"type": "integer"}, "a": {"type": "string"}, "z": {}},
+            "required": ["z", "b"],
+        }));
+        assert_eq!(ty, "Tool");
+        assert_eq!(defs.len(), 1);
+        assert_eq!(
+            field_hints(&defs[0]),
+            [
+                ("z".into(), "Any".into(), true),
+                ("b".into(), "int".into(), true),
+                ("a".into(), "str".into(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_objects_get_names_from_their_path() {
+        let (_, defs) = convert(json!({
+            "properties": {"range": {"properties": {"start": {"type": "string"}}}},
+        }));
+        let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["ToolRange", "Tool"]);
+        assert_eq!(field_hints(&defs[1])[0].1, "\"ToolRange\"");
+    }
+
+    #[test]
+    fn explicitly_open_objects_with_properties_stay_dicts() {
+        let schema = json!({"properties": {"a": {}}, "additionalProperties": true});
+        assert_eq!(hint(schema), "Dict[str, Any]");
+    }
+
+    #[test]
+    fn enums_and_consts_are_literals() {
+        assert_eq!(hint(json!({"enum": ["a", "b"]})), "Literal[\"a\", \"b\"]");
+        assert_eq!(hint(json!({"const": 3})), "Literal[3]");
+        assert_eq!(
+            hint(json!({"enum": ["a", 1, true, null, 2.5]})),
+            "Union[Literal[\"a\", 1, True], float, None]"
+        );
+        assert_eq!(hint(json!({"enum": [null]})), "None");
+        assert_eq!(hint(json!({"enum": []})), "Any");
+        assert_eq!(hint(json!({"enum": ["a", {"x": 1}]})), "Any");
+    }
+
+    #[test]
+    fn literal_strings_are_escaped() {
+        assert_eq!(
+            hint(json!({"const": "say \"hi\"\n"})),
+            r#"Literal["say \"hi\"\n"]"#
+        );
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_fall_back_to_int() {
+        assert_eq!(
+            hint(json!({"enum": [u64::MAX, 1]})),
+            "Union[Literal[1], int]"
+        );
+        assert_eq!(hint(json!({"const": i64::MIN})), "int");
+    }
+
+    #[test]
+    fn huge_enums_fall_back_to_their_base_types() {
+        let values: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
+        assert_eq!(hint(json!({"enum": values})), "str");
+    }
+
+    #[test]
+    fn any_of_one_of_and_type_lists_are_unions() {
+        let two = json!([{"type": "string"}, {"type": "integer"}]);
+        assert_eq!(hint(json!({"anyOf": two})), "Union[str, int]");
+        assert_eq!(hint(json!({"oneOf": two})), "Union[str, int]");
+        assert_eq!(
+            hint(json!({"type": ["string", "integer"]})),
+            "Union[str, int]"
+        );
+    }
+
+    #[test]
+    fn nullable_types_are_optional() {
+        assert_eq!(hint(json!({"type": ["string", "null"]})), "Optional[str]");
+        assert_eq!(
+            hint(json!({"type": "integer", "nullable": true})),
+            "Optional[int]"
+        );
+        assert_eq!(
+            hint(json!({"anyOf": [{"type": "null"}, {"type": "string"}, {"type": "integer"}]})),
+            "Union[str, int, None]"
+        );
+    }
+
+    #[test]
+    fn a_union_with_any_is_any() {
+        assert_eq!(hint(json!({"anyOf": [{"type": "string"}, {}]})), "Any");
+        assert_eq!(hint(json!({"type": ["null", "whatever"]})), "Any");
+    }
+
+    #[test]
+    fn constraint_only_alternatives_keep_the_declared_type() {
+        let schema = json!({"type": "string", "anyOf": [{"minLength": 1}, {"pattern": "x"}]});
+        assert_eq!(hint(schema), "str");
+    }
+
+    #[test]
+    fn refs_resolve_through_defs_and_definitions() {
+        let root = json!({
+            "$defs": {"Point": {"type": "object", "properties": {"x": {"type": "number"}}}},
+            "definitions": {"Name": {"type": "string"}},
+            "properties": {"p": {"$ref": "#/$defs/Point"}, "n": {"$ref": "#/definitions/Name"}},
+        });
+        let (ty, defs) = property_hint(root.clone(), "p");
+        assert_eq!(ty, "Point");
+        assert_eq!(defs[0].name, "Point");
+        assert_eq!(property_hint(root, "n").0, "str");
+    }
+
+    #[test]
+    fn recursive_refs_become_forward_references() {
+        let root = json!({
+            "$defs": {"Node": {
+                "type": "object",
+                "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
+            }},
+            "properties": {"tree": {"$ref": "#/$defs/Node"}},
+        });
+        let (ty, defs) = property_hint(root, "tree");
+        assert_eq!(ty, "Node");
+        assert_eq!(field_hints(&defs[0])[0].1, "List[\"Node\"]");
+    }
+
+    #[test]
+    fn recursion_that_cannot_be_named_becomes_any() {
+        let root = json!({
+            "$defs": {
+                "Json": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/$defs/Json"}}]},
+                "Loop": {"$ref": "#/$defs/Loop"},
+            },
+            "properties": {"j": {"$ref": "#/$defs/Json"}, "l": {"$ref": "#/$defs/Loop"}},
+        });
+        assert_eq!(property_hint(root.clone(), "j").0, "Union[str, List[Any]]");
+        assert_eq!(property_hint(root, "l").0, "Any");
+    }
+
+    #[test]
+    fn unresolvable_refs_are_any() {
+        let root = json!({"properties": {
+            "missing": {"$ref": "#/$defs/Nope"},
+            "remote": {"$ref": "https://example.com/s.json"},
+        }});
+        assert_eq!(property_hint(root.clone(), "missing").0, "Any");
+        assert_eq!(property_hint(root, "remote").0, "Any");
+    }
+
+    #[test]
+    fn all_of_with_one_member_is_that_member() {
+        let root = json!({
+            "$defs": {"Base": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            "properties": {"x": {"allOf": [{"$ref": "#/$defs/Base"}], "description": "d"}},
+        });
+        assert_eq!(property_hint(root, "x").0, "Base");
+    }
+
+    #[test]
+    fn all_of_objects_merge_into_one_typed_dict() {
+        let (ty, defs) = convert(json!({"allOf": [
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+            {"type": "object", "properties": {"b": {"type": "integer"}}},
+        ]}));
+        assert_eq!(ty, "Tool");
+        assert_eq!(
+            field_hints(&defs[0]),
+            [
+                ("a".into(), "str".into(), true),
+                ("b".into(), "int".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn all_of_that_cannot_merge_is_any() {
+        assert_eq!(
+            hint(json!({"allOf": [{"type": "string"}, {"minLength": 1}]})),
+            "Any"
+        );
+    }
+
+    #[test]
+    fn unknown_and_malformed_schemas_are_any() {
+        assert_eq!(hint(json!({})), "Any");
+        assert_eq!(hint(json!(true)), "Any");
+        assert_eq!(hint(json!("string")), "Any");
+        assert_eq!(hint(json!({"type": "file"})), "Any");
+        assert_eq!(hint(json!({"type": 7})), "Any");
+        assert_eq!(hint(json!({"$ref": 7})), "Any");
+    }
+
+    #[test]
+    fn nesting_beyond_the_depth_limit_is_any() {
+        let mut schema = json!({"type": "string"});
+        for _ in 0..(MAX_DEPTH + 10) {
+            schema = json!({"type": "array", "items": schema});
+        }
+        let rendered = hint(schema);
+        assert_eq!(rendered.matches("List[").count(), MAX_DEPTH + 1);
+        assert!(rendered.contains("[Any]"));
+    }
+
+    #[test]
+    fn identical_models_with_one_title_share_a_typed_dict() {
+        let model =
+            json!({"title": "Point", "type": "object", "properties": {"x": {"type": "number"}}});
+        let root = json!({
+            "$defs": {"Point": model},
+            "properties": {"a": {"$ref": "#/$defs/Point"}, "b": model},
+        });
+        let mut registry = Registry::new(Namespace::default());
+        let mut converter = Converter::new(&mut registry, &root);
+        let a = converter.convert(&root["properties"]["a"], "ToolA");
+        let b = converter.convert(&root["properties"]["b"], "ToolB");
+        assert_eq!(
+            (a.render(false), b.render(false)),
+            ("Point".into(), "Point".into())
+        );
+        assert_eq!(registry.defs.len(), 1);
+    }
+
+    #[test]
+    fn different_models_with_one_name_get_distinct_names() {
+        let mut registry = Registry::new(Namespace::default());
+        for field in ["x", "y"] {
+            let root = json!({
+                "$defs": {"Point": {"type": "object", "properties": {field: {"type": "number"}}}},
+                "properties": {"p": {"$ref": "#/$defs/Point"}},
+            });
+            Converter::new(&mut registry, &root).convert(&root["properties"]["p"], "Tool");
+        }
+        let names: Vec<&str> = registry.defs.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["Point", "Point2"]);
+    }
+
+    #[test]
+    fn optional_of_optional_is_one_optional() {
+        let ty = PyType::union(vec![PyType::Str, PyType::None]).optional();
+        assert_eq!(ty.render(false), "Optional[str]");
+        assert_eq!(PyType::Any.optional().render(false), "Any");
+    }
 }

@@ -47,6 +47,7 @@ pub struct GrantState {
     token: Vec<u8>,
     spec: GrantSpec,
     calls: AtomicU64,
+    records: Mutex<Vec<CallRecord>>,
     bucket: Mutex<Bucket>,
     in_flight: Arc<Semaphore>,
 }
@@ -54,6 +55,18 @@ pub struct GrantState {
 struct Bucket {
     tokens: f64,
     refilled: Instant,
+}
+
+/// One call made under a grant, for the execution's report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CallRecord {
+    pub server: String,
+    pub tool: String,
+    pub ok: bool,
+    /// The error kind when not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    pub duration_ms: f64,
 }
 
 /// A live grant. Dropping it revokes the token.
@@ -85,6 +98,7 @@ impl Grants {
             }),
             in_flight: Arc::new(Semaphore::new(spec.max_concurrent.max(1))),
             calls: AtomicU64::new(0),
+            records: Mutex::new(Vec::new()),
             spec,
         });
         lock(&self.live).push(Arc::clone(&state));
@@ -116,6 +130,11 @@ impl Grant {
     pub fn token(&self) -> String {
         String::from_utf8_lossy(&self.state.token).into_owned()
     }
+
+    /// The calls made under this grant so far, in the order they finished.
+    pub fn records(&self) -> Vec<CallRecord> {
+        lock(&self.state.records).clone()
+    }
 }
 
 impl Drop for Grant {
@@ -130,6 +149,15 @@ impl GrantState {
     /// The token's public name for logs: never the token itself.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Keeps a record of a finished call (the first 10,000; a run that makes
+    /// more is reported by its counters, not its list).
+    pub fn record(&self, record: CallRecord) {
+        let mut records = lock(&self.records);
+        if records.len() < 10_000 {
+            records.push(record);
+        }
     }
 
     /// Whether the grant's allowlist covers `server.tool`.

@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-pub use grant::{Grant, GrantSpec};
+pub use grant::{CallRecord, Grant, GrantSpec};
 pub use listen::{ConnectionLimits, Listener, UnixSocket};
 pub use wire::{ErrorKind, RpcError};
 
@@ -179,6 +179,15 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
         Err(err) => err.kind.as_str(),
     };
     shared.metrics.record(&server, label, elapsed);
+    if !server.is_empty() {
+        grant.record(CallRecord {
+            server: server.clone(),
+            tool: tool.clone(),
+            ok: outcome.is_ok(),
+            error: outcome.as_ref().err().map(|e| e.kind.as_str()),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+        });
+    }
     tracing::info!(
         token = grant.id(),
         server = %server,

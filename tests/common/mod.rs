@@ -283,3 +283,80 @@ pub fn run_python(dir: &Path, code: &str, url: &str, token: &str) -> (i32, Strin
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The local Python image the Docker tests use (`.ci/docker-setup.sh` builds it).
+pub fn docker_image() -> String {
+    std::env::var("CODEMODE_TEST_DOCKER_IMAGE").unwrap_or_else(|_| "codemode-python:bookworm".into())
+}
+
+/// Whether a Docker engine answers and has the test image. In CI a missing
+/// engine or image fails the test instead of skipping it.
+pub fn docker_ready() -> bool {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", &docker_image()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Docker engine with image {} (run .ci/docker-setup.sh)",
+            docker_image()
+        );
+        eprintln!("skipped: no Docker engine with image {}", docker_image());
+    }
+    ok
+}
+
+/// A config with the example servers and a sandbox section for the Docker image.
+pub fn exec_config() -> String {
+    format!("{}\n[sandbox]\nimage = {:?}\n", examples_config(), docker_image())
+}
+
+/// `codemode exec --json` of `script` in `backend`; the parsed report and the
+/// exit code. `TMPDIR` points at a private directory, returned so callers can
+/// check that the run left nothing behind.
+pub struct ExecRun {
+    pub report: serde_json::Value,
+    pub code: i32,
+    pub stderr: String,
+    pub tmp: tempfile::TempDir,
+}
+
+pub fn exec_json(work: &Workdir, backend: &str, script: &str, extra: &[&str]) -> ExecRun {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let name = format!("case_{backend}_{}.py", unique());
+    std::fs::write(work.path().join(&name), script).unwrap();
+    let output = work
+        .codemode()
+        .env("TMPDIR", tmp.path())
+        .args(["exec", "--json", "--sandbox", backend])
+        .args(extra)
+        .arg(&name)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no JSON report (exit {:?}): {}\n{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    ExecRun {
+        report,
+        code: output.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        tmp,
+    }
+}
+
+/// A name no other test or run uses.
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}

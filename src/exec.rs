@@ -1,0 +1,432 @@
+//! One execution: a fresh workspace with the script and its stubs, an
+//! ephemeral bridge on a Unix socket with a grant for this run only, and a
+//! sandbox to run the script in. `exec` prints what happened; `serve` and `ask`
+//! use the same `Execution` and read its `Report`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::{Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket};
+use crate::catalog;
+use crate::cli::ExecArgs;
+use crate::config::{parse_size, Config, ResolvedServer};
+use crate::context::Context;
+use crate::error::{exit, Error};
+use crate::mcp::Registry;
+use crate::progress::Progress;
+use crate::sandbox::{self, Backend, Limits, OutputSink, RunSpec, Stream};
+
+/// Everything one execution needs besides the script.
+pub struct Options {
+    pub backend: sandbox::Choice,
+    pub limits: Limits,
+    /// Extra `server.tool` patterns the grant is narrowed to.
+    pub allow: Vec<String>,
+    /// A reviewed `mcp_tools.py` to use instead of generating one.
+    pub stubs: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    pub args: Vec<String>,
+    pub allow_partial: bool,
+}
+
+/// What happened, as `exec --json` prints it (DESIGN.md, "exec --json").
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+    pub truncated: bool,
+    pub duration_ms: u64,
+    pub sandbox: String,
+    pub tool_calls: Vec<CallRecord>,
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// The exit code `exec` ends with: the script's own, 124 on timeout, 128+N
+    /// for a signal (as shells report it).
+    pub fn exit_code(&self) -> i32 {
+        if self.timed_out {
+            return exit::TIMEOUT;
+        }
+        self.exit_code.unwrap_or(exit::FAILURE)
+    }
+}
+
+pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
+    let config = ctx.config()?;
+    let (script_name, source) = read_script(&args.file)?;
+    let options = options(&config, args)?;
+    let specs = ctx.servers_or_none(&config, &args.servers)?;
+
+    let live = !args.json;
+    let sink = OutputSink::new(
+        options.limits.output_bytes,
+        live.then(|| -> sandbox::Live {
+            Box::new(|stream, bytes| {
+                // Best effort: a closed terminal must not stop the run.
+                let _ = match stream {
+                    Stream::Stdout => std::io::stdout().lock().write_all(bytes),
+                    Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+                };
+            })
+        }),
+    );
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        on_signal.cancel();
+    });
+
+    let report = execute(ctx, &config, specs, &script_name, &source, &options, &sink, cancel).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        let _ = std::io::stdout().flush();
+        if report.truncated {
+            eprintln!(
+                "codemode: output truncated: kept the first {} of each stream",
+                human_bytes(options.limits.output_bytes as u64)
+            );
+        }
+        if let Some(error) = &report.error {
+            eprintln!("codemode: {error}");
+        }
+    }
+    match report.exit_code() {
+        0 => Ok(()),
+        code => Err(Error::Reported(code)),
+    }
+}
+
+/// Runs `source` once, start to finish, and cleans up after it whatever
+/// happens.
+#[allow(clippy::too_many_arguments)]
+pub async fn execute(
+    ctx: &Context,
+    config: &Config,
+    specs: Vec<ResolvedServer>,
+    script_name: &str,
+    source: &str,
+    options: &Options,
+    sink: &OutputSink,
+    cancel: CancellationToken,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    let (backend, note) = sandbox::select(
+        options.backend,
+        &config.sandbox.image,
+        config.sandbox.python.as_ref().map(PathBuf::from),
+    )
+    .await
+    .map_err(Error::Sandbox)?;
+    ctx.say(&format!("codemode: sandbox: {note}"));
+
+    let registry = Arc::new(Registry::new(specs.clone()));
+    let result = run_in(ctx, &registry, &specs, &backend, script_name, source, options, sink, cancel).await;
+    registry.shutdown().await;
+    let (finished, records) = result?;
+
+    let captured = sink.captured();
+    let error = if finished.timed_out {
+        Some(format!(
+            "timed out after {}",
+            humantime::format_duration(options.limits.timeout)
+        ))
+    } else if finished.output_flooded {
+        Some("stopped: the script kept writing output far past the cap".into())
+    } else if finished.oom_killed {
+        Some(format!(
+            "killed: over the memory limit of {}",
+            human_bytes(options.limits.memory_bytes)
+        ))
+    } else if finished.cancelled {
+        Some("cancelled".into())
+    } else {
+        finished.signal.map(|sig| format!("killed by signal {sig}"))
+    };
+    let exit_code = finished
+        .exit_code
+        .or(finished.signal.map(|sig| 128 + sig));
+    Ok(Report {
+        success: exit_code == Some(0) && error.is_none(),
+        exit_code,
+        stdout: captured.stdout,
+        stderr: captured.stderr,
+        timed_out: finished.timed_out,
+        truncated: captured.truncated,
+        duration_ms: started.elapsed().as_millis() as u64,
+        sandbox: backend.name().to_string(),
+        tool_calls: records,
+        error,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_in(
+    ctx: &Context,
+    registry: &Arc<Registry>,
+    specs: &[ResolvedServer],
+    backend: &Backend,
+    script_name: &str,
+    source: &str,
+    options: &Options,
+    sink: &OutputSink,
+    cancel: CancellationToken,
+) -> Result<(sandbox::Finished, Vec<CallRecord>), Error> {
+    let grant_allow = (!options.allow.is_empty()).then(|| options.allow.clone());
+    let stubs = match &options.stubs {
+        Some(path) => std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?,
+        None => generate_stubs(ctx, registry, specs, grant_allow.as_deref(), options.allow_partial).await?,
+    };
+
+    let dirs = RunDirs::create().map_err(Error::io("creating the run's workspace"))?;
+    dirs.write(script_name, source)?;
+    dirs.write("mcp_tools.py", &stubs)?;
+
+    let bridge = Bridge::new(Arc::clone(registry), RequestLimits::default());
+    let grant = bridge
+        .grant(GrantSpec {
+            allow: grant_allow,
+            ..GrantSpec::default()
+        })
+        .map_err(|err| Error::Usage(format!("cannot make a token: {err}")))?;
+    let socket_path = dirs.bridge.join(sandbox::BRIDGE_SOCKET_NAME);
+    let socket = UnixSocket::bind(&socket_path, 0o666).map_err(Error::io(format!("binding {}", socket_path.display())))?;
+
+    let mut env = options.env.clone();
+    env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());
+    let spec = RunSpec {
+        workspace: dirs.workspace.clone(),
+        script: script_name.to_string(),
+        args: options.args.clone(),
+        env,
+        bridge_dir: dirs.bridge.clone(),
+        limits: options.limits.clone(),
+    };
+
+    let stop_bridge = CancellationToken::new();
+    let serving = {
+        let bridge = bridge.clone();
+        let stop = stop_bridge.clone();
+        tokio::spawn(async move {
+            let limits = ConnectionLimits {
+                shutdown_grace: Duration::from_secs(2),
+                ..ConnectionLimits::default()
+            };
+            bridge.serve(vec![Listener::Unix(socket)], limits, stop.cancelled_owned()).await;
+        })
+    };
+    let finished = backend.run(&spec, sink, cancel).await;
+    stop_bridge.cancel();
+    let _ = serving.await;
+    let records = grant.records();
+    drop(grant);
+    drop(dirs);
+    Ok((finished.map_err(Error::Sandbox)?, records))
+}
+
+async fn generate_stubs(
+    ctx: &Context,
+    registry: &Registry,
+    specs: &[ResolvedServer],
+    allow: Option<&[String]>,
+    allow_partial: bool,
+) -> Result<String, Error> {
+    if specs.is_empty() {
+        return Ok(bridge_gen::generate(&[]));
+    }
+    // Stub generation is routine here: show it only when asked with -v.
+    let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
+    let (mut catalog, failures) = catalog::collect(registry, specs, &progress).await;
+    ctx.check_failures(&catalog, failures, allow_partial)?;
+    if let Some(patterns) = allow {
+        for server in &mut catalog.servers {
+            let name = server.name.clone();
+            server
+                .tools
+                .retain(|t| patterns.iter().any(|p| crate::config::glob_match(p, &format!("{name}.{}", t.name))));
+        }
+    }
+    Ok(bridge_gen::generate(&catalog.servers))
+}
+
+/// The run's directories: a private parent with the workspace and the
+/// bridge's socket directory in it, removed when dropped.
+struct RunDirs {
+    root: tempfile::TempDir,
+    workspace: PathBuf,
+    bridge: PathBuf,
+}
+
+impl RunDirs {
+    fn create() -> std::io::Result<RunDirs> {
+        let root = tempfile::Builder::new().prefix("codemode-run-").tempdir()?;
+        // Traversable but not listable: the sandbox's user reaches its two
+        // directories by their names, nobody can list what runs are here.
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711))?;
+        let workspace = root.path().join("workspace");
+        let bridge = root.path().join("bridge");
+        std::fs::create_dir(&workspace)?;
+        std::fs::create_dir(&bridge)?;
+        std::fs::set_permissions(&bridge, std::fs::Permissions::from_mode(0o711))?;
+        if nix::unistd::geteuid().is_root() {
+            // The script runs as nobody; as root we can give it the workspace.
+            nix::unistd::chown(
+                &workspace,
+                Some(nix::unistd::Uid::from_raw(sandbox::SANDBOX_UID)),
+                Some(nix::unistd::Gid::from_raw(sandbox::SANDBOX_GID)),
+            )?;
+            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o700))?;
+        } else {
+            // Without root the sandbox user may be a different uid (Docker's
+            // 65534): the parent's 0711 keeps others out, this lets it write.
+            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o777))?;
+        }
+        Ok(RunDirs {
+            root,
+            workspace,
+            bridge,
+        })
+    }
+
+    fn write(&self, name: &str, text: &str) -> Result<(), Error> {
+        let path = self.workspace.join(name);
+        std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(Error::io(format!("writing {}", path.display())))
+    }
+}
+
+impl Drop for RunDirs {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(self.root.path()) {
+            tracing::warn!("could not remove {}: {err}", self.root.path().display());
+        }
+    }
+}
+
+fn read_script(file: &Path) -> Result<(String, String), Error> {
+    if file == Path::new("-") {
+        let mut source = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut source).map_err(Error::io("reading the script from stdin"))?;
+        return Ok(("main.py".into(), source));
+    }
+    let source = std::fs::read_to_string(file).map_err(Error::io(format!("reading {}", file.display())))?;
+    Ok((script_file_name(file), source))
+}
+
+/// The script keeps its own name (tracebacks then name the file the user
+/// knows), unless that name would clash with the stubs or is not a plain name.
+fn script_file_name(file: &Path) -> String {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("main.py");
+    let plain = name.ends_with(".py")
+        && name != "mcp_tools.py"
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !name.starts_with('.');
+    if plain {
+        name.to_string()
+    } else {
+        "main.py".into()
+    }
+}
+
+fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
+    let backend = match args.sandbox {
+        Some(choice) => choice,
+        None => config.sandbox.backend.parse().map_err(Error::Usage)?,
+    };
+    let memory = match &args.memory {
+        Some(text) => parse_size(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?,
+        None => parse_size(&config.sandbox.memory).map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?,
+    };
+    let mut env = BTreeMap::new();
+    for pair in &args.env {
+        let (key, value) = match pair.split_once('=') {
+            Some((key, value)) => (key.to_string(), value.to_string()),
+            None => {
+                let value = std::env::var(pair)
+                    .map_err(|_| Error::Usage(format!("--env {pair}: no such variable in the environment")))?;
+                (pair.clone(), value)
+            }
+        };
+        if key.is_empty() || key.contains(['\0', '=']) {
+            return Err(Error::Usage(format!("--env `{pair}` is not KEY=VALUE")));
+        }
+        env.insert(key, value);
+    }
+    Ok(Options {
+        backend,
+        limits: Limits {
+            timeout: args.timeout.unwrap_or(config.sandbox.timeout),
+            memory_bytes: memory,
+            cpus: args.cpus.unwrap_or(config.sandbox.cpus),
+            pids: config.sandbox.pids,
+            output_bytes: match &args.max_output {
+                Some(text) => parse_size(text).map_err(|e| Error::Usage(format!("--max-output: {e}")))? as usize,
+                None => Limits::default().output_bytes,
+            },
+            ..Limits::default()
+        },
+        allow: args.allow.clone(),
+        stubs: args.stubs.clone(),
+        env,
+        args: args.args.clone(),
+        allow_partial: args.allow_partial,
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_script_name_is_kept() {
+        assert_eq!(script_file_name(Path::new("examples/news_summary.py")), "news_summary.py");
+    }
+
+    #[test]
+    fn names_that_would_clash_or_surprise_become_main_py() {
+        for name in ["mcp_tools.py", "notes.txt", ".hidden.py", "weird name.py", "-"] {
+            assert_eq!(script_file_name(Path::new(name)), "main.py", "{name}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_shown_in_round_units() {
+        assert_eq!(human_bytes(512 << 20), "512 MiB");
+        assert_eq!(human_bytes(1 << 30), "1 GiB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+    }
+}

@@ -1,0 +1,179 @@
+//! Sandboxes: where a script runs, isolated from the host, with the bridge as
+//! its only way out.
+//!
+//! Every backend gives the same guarantees (DESIGN.md, "Sandboxes"): no network
+//! but the bridge's Unix socket, a fresh writable workspace, everything else
+//! read-only, a sized tmpfs `/tmp`, an unprivileged user, limits on memory, CPU,
+//! processes, time and output, every process of the run gone at the end, and
+//! failing closed: a layer that cannot be set up is an error, never a reason to
+//! run with less isolation.
+
+pub mod docker;
+pub mod native;
+mod output;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use output::{Live, OutputSink, Stream};
+
+/// Where the sandbox sees the workspace; also the script's working directory.
+pub const SANDBOX_WORKSPACE: &str = "/workspace";
+/// Where the sandbox sees the directory holding the bridge socket.
+pub const SANDBOX_BRIDGE_DIR: &str = "/run/codemode";
+/// The bridge socket's file name, on the host and in the sandbox.
+pub const BRIDGE_SOCKET_NAME: &str = "bridge.sock";
+/// The user the script runs as: `nobody`, in both backends.
+pub const SANDBOX_UID: u32 = 65534;
+pub const SANDBOX_GID: u32 = 65534;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+    /// CPU share: 0.5 is half of one core.
+    pub cpus: f64,
+    /// Processes and threads at once.
+    pub pids: u32,
+    /// Size of the `/tmp` tmpfs.
+    pub tmp_bytes: u64,
+    /// What is kept of each of stdout and stderr; the rest is dropped and the
+    /// result marked truncated.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 512 * 1024 * 1024,
+            cpus: 0.5,
+            pids: 128,
+            tmp_bytes: 64 * 1024 * 1024,
+            output_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// One run of one script.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Host directory holding the script and `mcp_tools.py`; the sandbox sees it
+    /// at [`SANDBOX_WORKSPACE`], writable, as its working directory.
+    pub workspace: PathBuf,
+    /// The script's file name inside the workspace.
+    pub script: String,
+    pub args: Vec<String>,
+    /// The script's whole environment, apart from the few variables a backend
+    /// sets itself (`PATH`, `HOME`, `LANG`, `PYTHONUNBUFFERED`, `PYTHONPATH`,
+    /// `PYTHONDONTWRITEBYTECODE`). The host's environment never enters.
+    pub env: BTreeMap<String, String>,
+    /// Host directory holding the bridge socket [`BRIDGE_SOCKET_NAME`]; the
+    /// sandbox sees it at [`SANDBOX_BRIDGE_DIR`].
+    pub bridge_dir: PathBuf,
+    pub limits: Limits,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Finished {
+    /// The script's exit status, when it exited by itself.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    /// Killed for going over its memory limit, where the backend can tell.
+    pub oom_killed: bool,
+    /// Killed because it kept writing output far past the cap.
+    pub output_flooded: bool,
+    /// Stopped because the caller cancelled the run (Ctrl-C, an MCP cancel).
+    pub cancelled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Isolation could not be set up; nothing ran.
+    #[error("the {backend} sandbox is unavailable: {reason}")]
+    Unavailable { backend: &'static str, reason: String },
+    #[error("the {backend} sandbox failed: {reason}")]
+    Failed { backend: &'static str, reason: String },
+}
+
+/// Which backend to use, as `--sandbox` and `sandbox.backend` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Choice {
+    Auto,
+    Docker,
+    Native,
+}
+
+pub enum Backend {
+    Docker(docker::DockerSandbox),
+    Native(native::NativeSandbox),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Docker(_) => "docker",
+            Backend::Native(_) => "native",
+        }
+    }
+
+    /// Runs `spec`, streaming its output into `sink`, until it exits, times out,
+    /// floods its output or `cancel` fires. Every process of the run is gone
+    /// when this returns.
+    pub async fn run(
+        &self,
+        spec: &RunSpec,
+        sink: &OutputSink,
+        cancel: CancellationToken,
+    ) -> Result<Finished, SandboxError> {
+        match self {
+            Backend::Docker(docker) => docker.run(spec, sink, cancel).await,
+            Backend::Native(native) => native.run(spec, sink, cancel).await,
+        }
+    }
+}
+
+/// The backend `choice` names. `auto` takes Docker where an engine answers and
+/// has (or can pull) the image, else native; `note` says why, for the user.
+pub async fn select(
+    choice: Choice,
+    image: &str,
+    python: Option<PathBuf>,
+) -> Result<(Backend, String), SandboxError> {
+    match choice {
+        Choice::Docker => Ok((
+            Backend::Docker(docker::DockerSandbox::connect(image).await?),
+            format!("docker (image {image})"),
+        )),
+        Choice::Native => Ok((
+            Backend::Native(native::NativeSandbox::new(python)?),
+            "native".into(),
+        )),
+        Choice::Auto => match docker::DockerSandbox::connect(image).await {
+            Ok(docker) => Ok((Backend::Docker(docker), format!("docker (image {image})"))),
+            Err(why_not) => {
+                let native = native::NativeSandbox::new(python)?;
+                Ok((Backend::Native(native), format!("native ({why_not})")))
+            }
+        },
+    }
+}
+
+impl std::str::FromStr for Choice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Choice, String> {
+        match text {
+            "auto" => Ok(Choice::Auto),
+            "docker" => Ok(Choice::Docker),
+            "native" => Ok(Choice::Native),
+            other => Err(format!("unknown sandbox backend `{other}` (use auto, docker or native)")),
+        }
+    }
+}
