@@ -64,8 +64,21 @@ complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s v -l verbos
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l sandbox -d 'Where to run it (default: [sandbox] backend, else auto: docker if an engine answers, else native)' -r -f -a "auto\t''
+docker\t''
+native\t''"
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l timeout -d 'Time limit, like 30s or 2m (default: [sandbox] timeout)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l memory -d 'Memory limit, like 512m or 1g (default: [sandbox] memory)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l cpus -d 'CPU share, like 0.5 for half a core (default: [sandbox] cpus)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l max-output -d 'Output kept per stream, like 1m (the rest is dropped and reported)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l server -d 'Only these servers (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l stubs -d 'Use this reviewed mcp_tools.py instead of generating one' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l env -d 'Set a variable in the sandbox: KEY=VALUE, or KEY to pass the host\'s value (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l json -d 'Print one JSON object with the result instead of streaming the output'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l allow-partial -d 'Run even if some servers fail to start (their tools are left out)'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s h -l help -d 'Print help'

@@ -472,7 +472,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let lower = text.to_ascii_lowercase();
     let trimmed = lower.trim_end_matches(['b', 'i']);
-    let (digits, unit) = match trimmed.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
+    let (digits, unit) = match trimmed
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
         Some((at, _)) => trimmed.split_at(at),
         None => (trimmed, ""),
     };
@@ -481,7 +484,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "k" => 1 << 10,
         "m" => 1 << 20,
         "g" => 1 << 30,
-        _ => return Err(format!("invalid size `{text}`; write it like \"512m\" or \"1g\"")),
+        _ => {
+            return Err(format!(
+                "invalid size `{text}`; write it like \"512m\" or \"1g\""
+            ))
+        }
     };
     let number: f64 = digits
         .parse()

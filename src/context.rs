@@ -42,7 +42,11 @@ impl Context {
     }
 
     /// The selected servers, possibly none (a script may use no tools).
-    pub fn servers_or_none(&self, config: &Config, names: &[String]) -> Result<Vec<ResolvedServer>, Error> {
+    pub fn servers_or_none(
+        &self,
+        config: &Config,
+        names: &[String],
+    ) -> Result<Vec<ResolvedServer>, Error> {
         let base = config.base_dir();
         let lookup = |name: &str| std::env::var(name).ok();
         Ok(config
@@ -68,7 +72,12 @@ impl Context {
 
     /// Servers that failed to list their tools: named on stderr and tolerated
     /// with `allow_partial` (when some others answered), an error otherwise.
-    pub fn check_failures(&self, catalog: &Catalog, failures: Vec<McpError>, allow_partial: bool) -> Result<(), Error> {
+    pub fn check_failures(
+        &self,
+        catalog: &Catalog,
+        failures: Vec<McpError>,
+        allow_partial: bool,
+    ) -> Result<(), Error> {
         if failures.is_empty() {
             return Ok(());
         }

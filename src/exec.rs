@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket};
+use crate::bridge::{
+    Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket,
+};
 use crate::catalog;
 use crate::cli::ExecArgs;
 use crate::config::{parse_size, Config, ResolvedServer};
@@ -88,9 +90,22 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         on_signal.cancel();
     });
 
-    let report = execute(ctx, &config, specs, &script_name, &source, &options, &sink, cancel).await?;
+    let report = execute(
+        ctx,
+        &config,
+        specs,
+        &script_name,
+        &source,
+        &options,
+        &sink,
+        cancel,
+    )
+    .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         let _ = std::io::stdout().flush();
         if report.truncated {
@@ -133,7 +148,18 @@ pub async fn execute(
     ctx.say(&format!("codemode: sandbox: {note}"));
 
     let registry = Arc::new(Registry::new(specs.clone()));
-    let result = run_in(ctx, &registry, &specs, &backend, script_name, source, options, sink, cancel).await;
+    let result = run_in(
+        ctx,
+        &registry,
+        &specs,
+        &backend,
+        script_name,
+        source,
+        options,
+        sink,
+        cancel,
+    )
+    .await;
     registry.shutdown().await;
     let (finished, records) = result?;
 
@@ -155,9 +181,7 @@ pub async fn execute(
     } else {
         finished.signal.map(|sig| format!("killed by signal {sig}"))
     };
-    let exit_code = finished
-        .exit_code
-        .or(finished.signal.map(|sig| 128 + sig));
+    let exit_code = finished.exit_code.or(finished.signal.map(|sig| 128 + sig));
     Ok(Report {
         success: exit_code == Some(0) && error.is_none(),
         exit_code,
@@ -186,8 +210,18 @@ async fn run_in(
 ) -> Result<(sandbox::Finished, Vec<CallRecord>), Error> {
     let grant_allow = (!options.allow.is_empty()).then(|| options.allow.clone());
     let stubs = match &options.stubs {
-        Some(path) => std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?,
-        None => generate_stubs(ctx, registry, specs, grant_allow.as_deref(), options.allow_partial).await?,
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(Error::io(format!("reading {}", path.display())))?,
+        None => {
+            generate_stubs(
+                ctx,
+                registry,
+                specs,
+                grant_allow.as_deref(),
+                options.allow_partial,
+            )
+            .await?
+        }
     };
 
     let dirs = RunDirs::create().map_err(Error::io("creating the run's workspace"))?;
@@ -202,7 +236,8 @@ async fn run_in(
         })
         .map_err(|err| Error::Usage(format!("cannot make a token: {err}")))?;
     let socket_path = dirs.bridge.join(sandbox::BRIDGE_SOCKET_NAME);
-    let socket = UnixSocket::bind(&socket_path, 0o666).map_err(Error::io(format!("binding {}", socket_path.display())))?;
+    let socket = UnixSocket::bind(&socket_path, 0o666)
+        .map_err(Error::io(format!("binding {}", socket_path.display())))?;
 
     let mut env = options.env.clone();
     env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());
@@ -224,7 +259,9 @@ async fn run_in(
                 shutdown_grace: Duration::from_secs(2),
                 ..ConnectionLimits::default()
             };
-            bridge.serve(vec![Listener::Unix(socket)], limits, stop.cancelled_owned()).await;
+            bridge
+                .serve(vec![Listener::Unix(socket)], limits, stop.cancelled_owned())
+                .await;
         })
     };
     let finished = backend.run(&spec, sink, cancel).await;
@@ -253,9 +290,11 @@ async fn generate_stubs(
     if let Some(patterns) = allow {
         for server in &mut catalog.servers {
             let name = server.name.clone();
-            server
-                .tools
-                .retain(|t| patterns.iter().any(|p| crate::config::glob_match(p, &format!("{name}.{}", t.name))));
+            server.tools.retain(|t| {
+                patterns
+                    .iter()
+                    .any(|p| crate::config::glob_match(p, &format!("{name}.{}", t.name)))
+            });
         }
     }
     Ok(bridge_gen::generate(&catalog.servers))
@@ -319,20 +358,27 @@ impl Drop for RunDirs {
 fn read_script(file: &Path) -> Result<(String, String), Error> {
     if file == Path::new("-") {
         let mut source = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut source).map_err(Error::io("reading the script from stdin"))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut source)
+            .map_err(Error::io("reading the script from stdin"))?;
         return Ok(("main.py".into(), source));
     }
-    let source = std::fs::read_to_string(file).map_err(Error::io(format!("reading {}", file.display())))?;
+    let source =
+        std::fs::read_to_string(file).map_err(Error::io(format!("reading {}", file.display())))?;
     Ok((script_file_name(file), source))
 }
 
 /// The script keeps its own name (tracebacks then name the file the user
 /// knows), unless that name would clash with the stubs or is not a plain name.
 fn script_file_name(file: &Path) -> String {
-    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("main.py");
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("main.py");
     let plain = name.ends_with(".py")
         && name != "mcp_tools.py"
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         && !name.starts_with('.');
     if plain {
         name.to_string()
@@ -348,15 +394,17 @@ fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
     };
     let memory = match &args.memory {
         Some(text) => parse_size(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?,
-        None => parse_size(&config.sandbox.memory).map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?,
+        None => parse_size(&config.sandbox.memory)
+            .map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?,
     };
     let mut env = BTreeMap::new();
     for pair in &args.env {
         let (key, value) = match pair.split_once('=') {
             Some((key, value)) => (key.to_string(), value.to_string()),
             None => {
-                let value = std::env::var(pair)
-                    .map_err(|_| Error::Usage(format!("--env {pair}: no such variable in the environment")))?;
+                let value = std::env::var(pair).map_err(|_| {
+                    Error::Usage(format!("--env {pair}: no such variable in the environment"))
+                })?;
                 (pair.clone(), value)
             }
         };
@@ -373,7 +421,9 @@ fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
             cpus: args.cpus.unwrap_or(config.sandbox.cpus),
             pids: config.sandbox.pids,
             output_bytes: match &args.max_output {
-                Some(text) => parse_size(text).map_err(|e| Error::Usage(format!("--max-output: {e}")))? as usize,
+                Some(text) => parse_size(text)
+                    .map_err(|e| Error::Usage(format!("--max-output: {e}")))?
+                    as usize,
                 None => Limits::default().output_bytes,
             },
             ..Limits::default()
@@ -389,7 +439,10 @@ fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
 /// Resolves on the first SIGINT or SIGTERM.
 pub async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -413,12 +466,21 @@ mod tests {
 
     #[test]
     fn a_plain_script_name_is_kept() {
-        assert_eq!(script_file_name(Path::new("examples/news_summary.py")), "news_summary.py");
+        assert_eq!(
+            script_file_name(Path::new("examples/news_summary.py")),
+            "news_summary.py"
+        );
     }
 
     #[test]
     fn names_that_would_clash_or_surprise_become_main_py() {
-        for name in ["mcp_tools.py", "notes.txt", ".hidden.py", "weird name.py", "-"] {
+        for name in [
+            "mcp_tools.py",
+            "notes.txt",
+            ".hidden.py",
+            "weird name.py",
+            "-",
+        ] {
             assert_eq!(script_file_name(Path::new(name)), "main.py", "{name}");
         }
     }

@@ -3,6 +3,7 @@
 //! disk is current.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -112,18 +113,38 @@ fn check(path: &Path, module: &str, json: bool) -> Result<(), Error> {
 }
 
 /// Writes through a temporary file in the same directory and renames it into
-/// place, so a crash or a full disk never leaves a half-written module.
+/// place, so a crash or a full disk never leaves a half-written module. Only a
+/// regular file is ever replaced: a symlink is followed to its target, and a
+/// device or pipe (`-o /dev/stdout`) is written to directly.
 fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
-    let dir = match path.parent() {
+    let context = || format!("writing {}", path.display());
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(Error::io(context()))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let existing = std::fs::metadata(&target).ok();
+    if existing.as_ref().is_some_and(|meta| !meta.is_file()) {
+        return std::fs::write(&target, text).map_err(Error::io(context()));
+    }
+    let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let context = || format!("writing {}", path.display());
     let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(Error::io(context()))?;
     file.write_all(text.as_bytes())
         .map_err(Error::io(context()))?;
+    // Keep the mode of the file being replaced; a new module is world-readable,
+    // as any source file is (the temporary file starts out private).
+    let mode = existing
+        .map(|meta| meta.permissions().mode())
+        .unwrap_or(0o644);
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(Error::io(context()))?;
     file.as_file().sync_all().map_err(Error::io(context()))?;
-    file.persist(path)
+    file.persist(&target)
         .map_err(|err| Error::io(context())(err.error))?;
     Ok(())
 }
@@ -153,12 +174,21 @@ impl Stats {
             .map(|server| {
                 let raw = catalog.raw.get(&server.name).cloned().unwrap_or_default();
                 let listing = serde_json::to_string(&json!({ "tools": raw })).unwrap_or_default();
-                let alone = bridge_gen::generate(std::slice::from_ref(server));
+                // What a model reads to use the tools: each one's signature,
+                // docstring and the TypedDicts it names, as `serve` shows them.
+                let api: String = server
+                    .tools
+                    .iter()
+                    .map(|tool| {
+                        bridge_gen::tool_signature(&server.name, tool, bridge_gen::Detail::Full)
+                            + "\n"
+                    })
+                    .collect();
                 Row {
                     server: server.name.clone(),
                     tools: server.tools.len(),
                     mcp_json: tokens::count(&listing),
-                    python: tokens::count(&alone).saturating_sub(runtime_tokens),
+                    python: tokens::count(&api),
                 }
             })
             .collect();
@@ -196,7 +226,7 @@ impl Stats {
         let (tools, json, python) = self.totals();
         out += &line("total", tools, json, python);
         out += &format!(
-            "tokens: o200k_base. Python API excludes the module's runtime ({} tokens, once); the whole module is {} tokens.\n",
+            "tokens: o200k_base. Python API: each tool's signature, docstring and types; the whole module, with its runtime ({} tokens) and review manifest, is {} tokens.\n",
             self.runtime_tokens, self.module_tokens
         );
         out

@@ -23,7 +23,10 @@ use error::Error;
 fn main() {
     // The native sandbox re-executes codemode as its setup process; that path
     // must not start a runtime or parse the public command line.
-    if std::env::args_os().nth(1).is_some_and(|a| a == sandbox::native::INIT_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == sandbox::native::INIT_ARG)
+    {
         sandbox::native::init_main();
     }
     let cli = Cli::parse();

@@ -550,3 +550,21 @@ fn a_server_that_dies_mid_call_is_upstream_unavailable() {
         "upstream_unavailable",
     );
 }
+
+#[test]
+fn a_token_file_that_is_not_a_regular_file_is_refused() {
+    let work = Workdir::with_config(&examples_config());
+    let fifo = work.path().join("token.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    work.codemode()
+        .env_remove("CODEMODE_BRIDGE_TOKEN")
+        .args(["bridge", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&fifo)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("not a regular file"));
+}

@@ -9,7 +9,9 @@ use predicates::prelude::*;
 
 fn native(work: &Workdir, script: &str) -> assert_cmd::assert::Assert {
     std::fs::write(work.path().join("job.py"), script).unwrap();
-    work.codemode().args(["exec", "--sandbox", "native", "job.py"]).assert()
+    work.codemode()
+        .args(["exec", "--sandbox", "native", "job.py"])
+        .assert()
 }
 
 #[test]
@@ -61,9 +63,21 @@ fn a_script_can_come_from_stdin() {
 #[test]
 fn arguments_after_dashes_reach_the_script() {
     let work = Workdir::with_config(&exec_config());
-    std::fs::write(work.path().join("args.py"), "import sys\nprint(sys.argv[1:])\n").unwrap();
+    std::fs::write(
+        work.path().join("args.py"),
+        "import sys\nprint(sys.argv[1:])\n",
+    )
+    .unwrap();
     work.codemode()
-        .args(["exec", "--sandbox", "native", "args.py", "--", "--flag", "value"])
+        .args([
+            "exec",
+            "--sandbox",
+            "native",
+            "args.py",
+            "--",
+            "--flag",
+            "value",
+        ])
         .assert()
         .success()
         .stdout("['--flag', 'value']\n");
@@ -80,7 +94,16 @@ fn only_env_flags_enter_the_sandbox() {
     work.codemode()
         .env("HOST_SECRET", "hunter2")
         .env("PASSED", "from-host")
-        .args(["exec", "--sandbox", "native", "--env", "GREETING=hi", "--env", "PASSED", "env.py"])
+        .args([
+            "exec",
+            "--sandbox",
+            "native",
+            "--env",
+            "GREETING=hi",
+            "--env",
+            "PASSED",
+            "env.py",
+        ])
         .assert()
         .success()
         .stdout("hi None from-host\n");
@@ -125,12 +148,22 @@ fn the_news_example_runs_end_to_end() {
     let output = common::codemode()
         .current_dir(repo())
         .env("CODEMODE_EXAMPLES_DIR", common::example_bin_dir())
-        .args(["--config", "config/codemode.toml", "exec", "--sandbox", "native", "examples/news_summary.py"])
+        .args([
+            "--config",
+            "config/codemode.toml",
+            "exec",
+            "--sandbox",
+            "native",
+            "examples/news_summary.py",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
     let stdout = stdout_of(&output);
-    assert!(stdout.contains("Summarized 5 technology articles"), "{stdout}");
+    assert!(
+        stdout.contains("Summarized 5 technology articles"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -145,16 +178,31 @@ except mcp_tools.ToolError as err:
     print(err.kind)
 "#;
     let run = exec_json(&work, "native", script, &["--allow", "news.search"]);
-    assert_eq!(run.report["stdout"], "False True\nforbidden\n", "{}", run.report);
+    assert_eq!(
+        run.report["stdout"], "False True\nforbidden\n",
+        "{}",
+        run.report
+    );
 }
 
 #[test]
 fn reviewed_stubs_are_used_as_given() {
     let work = Workdir::with_config(&exec_config());
     std::fs::write(work.path().join("reviewed.py"), "MARK = 'reviewed'\n").unwrap();
-    std::fs::write(work.path().join("job.py"), "import mcp_tools\nprint(mcp_tools.MARK)\n").unwrap();
+    std::fs::write(
+        work.path().join("job.py"),
+        "import mcp_tools\nprint(mcp_tools.MARK)\n",
+    )
+    .unwrap();
     work.codemode()
-        .args(["exec", "--sandbox", "native", "--stubs", "reviewed.py", "job.py"])
+        .args([
+            "exec",
+            "--sandbox",
+            "native",
+            "--stubs",
+            "reviewed.py",
+            "job.py",
+        ])
         .assert()
         .success()
         .stdout("reviewed\n");
@@ -163,7 +211,9 @@ fn reviewed_stubs_are_used_as_given() {
 #[test]
 fn a_script_runs_without_any_servers() {
     let work = Workdir::with_config("[sandbox]\ntimeout = \"10s\"\n");
-    native(&work, "print('no tools needed')\n").success().stdout("no tools needed\n");
+    native(&work, "print('no tools needed')\n")
+        .success()
+        .stdout("no tools needed\n");
 }
 
 #[test]
@@ -178,14 +228,28 @@ fn an_unavailable_backend_refuses_to_run_and_exits_125() {
         .unwrap();
     assert_eq!(output.status.code(), Some(125), "{}", stderr_of(&output));
     assert!(!stdout_of(&output).contains("must not run"));
-    assert!(stderr_of(&output).contains("docker sandbox is unavailable"), "{}", stderr_of(&output));
-    assert_eq!(stderr_of(&output).trim().lines().count(), 1, "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("docker sandbox is unavailable"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(
+        stderr_of(&output).trim().lines().count(),
+        1,
+        "{}",
+        stderr_of(&output)
+    );
 }
 
 #[test]
 fn output_past_the_cap_is_reported_as_truncated() {
     let work = Workdir::with_config(&exec_config());
-    let run = exec_json(&work, "native", "print('x' * 5000)\n", &["--max-output", "1k"]);
+    let run = exec_json(
+        &work,
+        "native",
+        "print('x' * 5000)\n",
+        &["--max-output", "1k"],
+    );
     assert_eq!(run.report["truncated"], true);
     assert_eq!(run.report["stdout"].as_str().unwrap().len(), 1024);
 }
@@ -213,7 +277,12 @@ fn docker_timeout_exits_124() {
         return;
     }
     let work = Workdir::with_config(&exec_config());
-    let run = exec_json(&work, "docker", "while True:\n    pass\n", &["--timeout", "2s"]);
+    let run = exec_json(
+        &work,
+        "docker",
+        "while True:\n    pass\n",
+        &["--timeout", "2s"],
+    );
     assert_eq!(run.code, 124, "{}", run.report);
     assert_eq!(run.report["timed_out"], true);
 }

@@ -323,3 +323,57 @@ fn a_servers_stderr_never_reaches_stdout() {
         "the log should carry the server's stderr"
     );
 }
+
+#[test]
+fn a_new_module_is_readable_by_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = Workdir::with_config(&examples_config());
+    work.codemode().args(["gen-bridge"]).assert().success();
+    let mode = std::fs::metadata(work.path().join("mcp_tools.py"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
+
+#[test]
+fn writing_through_a_symlink_updates_its_target() {
+    let work = Workdir::with_config(&examples_config());
+    std::fs::write(work.path().join("real.py"), "old").unwrap();
+    std::os::unix::fs::symlink("real.py", work.path().join("link.py")).unwrap();
+    work.codemode()
+        .args(["gen-bridge", "-o", "link.py"])
+        .assert()
+        .success();
+    assert!(std::fs::symlink_metadata(work.path().join("link.py"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(work.path().join("real.py"))
+        .unwrap()
+        .contains("def fetch_latest("));
+}
+
+#[test]
+fn writing_to_a_pipe_writes_into_it_instead_of_replacing_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let work = Workdir::with_config(&examples_config());
+    let fifo = work.path().join("stubs.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    work.codemode()
+        .arg("gen-bridge")
+        .arg("-o")
+        .arg(&fifo)
+        .assert()
+        .success();
+    assert!(reader.join().unwrap().contains("def fetch_latest("));
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the pipe was replaced by a file"
+    );
+}

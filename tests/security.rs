@@ -21,7 +21,11 @@ struct Case {
     check: Box<dyn Fn(&ExecRun) -> Result<(), String>>,
 }
 
-fn case(name: &'static str, script: impl Into<String>, check: impl Fn(&ExecRun) -> Result<(), String> + 'static) -> Case {
+fn case(
+    name: &'static str,
+    script: impl Into<String>,
+    check: impl Fn(&ExecRun) -> Result<(), String> + 'static,
+) -> Case {
     Case {
         name,
         script: script.into(),
@@ -39,7 +43,11 @@ fn expect_stdout(expected: &'static str) -> impl Fn(&ExecRun) -> Result<(), Stri
         if stdout(run) == expected {
             Ok(())
         } else {
-            Err(format!("stdout {:?}, wanted {expected:?}; stderr: {}", stdout(run), run.report["stderr"]))
+            Err(format!(
+                "stdout {:?}, wanted {expected:?}; stderr: {}",
+                stdout(run),
+                run.report["stderr"]
+            ))
         }
     }
 }
@@ -238,7 +246,10 @@ fn catalogue(host_port: u16, udp_port: u16) -> Vec<Case> {
 
 /// Processes whose command line names this run's script.
 fn leftovers(script_marker: &str) -> String {
-    let out = Command::new("pgrep").args(["-af", script_marker]).output().unwrap();
+    let out = Command::new("pgrep")
+        .args(["-af", script_marker])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.contains("pgrep"))
@@ -252,7 +263,10 @@ fn run_catalogue(backend: &str) {
     tcp.set_nonblocking(true).unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_nonblocking(true).unwrap();
-    let cases = catalogue(tcp.local_addr().unwrap().port(), udp.local_addr().unwrap().port());
+    let cases = catalogue(
+        tcp.local_addr().unwrap().port(),
+        udp.local_addr().unwrap().port(),
+    );
 
     let mut failures = Vec::new();
     for case in cases {
@@ -272,9 +286,16 @@ fn run_catalogue(backend: &str) {
         if !left.is_empty() {
             failures.push(format!("{}: processes left behind:\n{left}", case.name));
         }
-        let tmp_left: Vec<_> = std::fs::read_dir(run.tmp.path()).unwrap().flatten().map(|e| e.path()).collect();
+        let tmp_left: Vec<_> = std::fs::read_dir(run.tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         if !tmp_left.is_empty() {
-            failures.push(format!("{}: run files left behind: {tmp_left:?}", case.name));
+            failures.push(format!(
+                "{}: run files left behind: {tmp_left:?}",
+                case.name
+            ));
         }
     }
     // Nothing reached the host's loopback services.
@@ -285,7 +306,12 @@ fn run_catalogue(backend: &str) {
     if udp.recv_from(&mut buf).is_ok() {
         failures.push("a datagram reached the host's UDP socket".into());
     }
-    assert!(failures.is_empty(), "{backend} sandbox failed {} case(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{backend} sandbox failed {} case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -304,12 +330,22 @@ fn docker_sandbox_contains_every_hostile_script() {
 #[test]
 fn a_token_from_one_run_is_worthless_in_the_next() {
     let work = Workdir::with_config(&exec_config());
-    let first = exec_json(&work, "native", "import os\nprint(os.environ['CODEMODE_BRIDGE_TOKEN'])\n", &[]);
+    let first = exec_json(
+        &work,
+        "native",
+        "import os\nprint(os.environ['CODEMODE_BRIDGE_TOKEN'])\n",
+        &[],
+    );
     let token = first.report["stdout"].as_str().unwrap().trim().to_string();
     assert!(token.starts_with("cm_"), "{}", first.report);
     let script = format!(
         "import os, mcp_tools\nos.environ['CODEMODE_BRIDGE_TOKEN'] = {token:?}\ntry:\n    mcp_tools.news.search(query='ai')\n    print('called')\nexcept mcp_tools.ToolError as e:\n    print(e.kind)\n"
     );
     let second = exec_json(&work, "native", &script, &[]);
-    assert_eq!(second.report["stdout"], Value::from("unauthorized\n"), "{}", second.report);
+    assert_eq!(
+        second.report["stdout"],
+        Value::from("unauthorized\n"),
+        "{}",
+        second.report
+    );
 }

@@ -46,12 +46,15 @@ pub struct ServerTools {
 pub struct ToolSpec {
     /// The original MCP tool name (travels on the wire unchanged).
     pub name: String,
+    /// Becomes the method's docstring; its first sentence is the summary.
     #[serde(default)]
     pub description: Option<String>,
     /// A JSON Schema object; `{}`, a missing `properties` or even a non-object
     /// value are accepted and mean "no parameters".
     #[serde(default = "empty_object", alias = "inputSchema")]
     pub input_schema: serde_json::Value,
+    /// The JSON Schema of the structured result; gives the method's return
+    /// type (unwrapped when it carries `"x-fastmcp-wrap-result": true`).
     #[serde(default, alias = "outputSchema")]
     pub output_schema: Option<serde_json::Value>,
 }
@@ -75,8 +78,11 @@ pub enum Detail {
 /// What changed between two manifests (each list sorted, keys `server.tool`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ManifestDiff {
+    /// In the new manifest only.
     pub added: Vec<String>,
+    /// In the old manifest only.
     pub removed: Vec<String>,
+    /// In both, with different fingerprints.
     pub changed: Vec<String>,
 }
 

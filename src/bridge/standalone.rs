@@ -156,7 +156,18 @@ fn write_token(path: &Path, token: &str) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(Error::io(context.clone()))?;
     }
-    let _ = std::fs::remove_file(path);
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            std::fs::remove_file(path).map_err(Error::io(context.clone()))?
+        }
+        Ok(_) => {
+            return Err(Error::Usage(format!(
+                "--token-file {} exists and is not a regular file",
+                path.display()
+            )))
+        }
+        Err(_) => {}
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -97,9 +97,15 @@ pub struct Finished {
 pub enum SandboxError {
     /// Isolation could not be set up; nothing ran.
     #[error("the {backend} sandbox is unavailable: {reason}")]
-    Unavailable { backend: &'static str, reason: String },
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+    },
     #[error("the {backend} sandbox failed: {reason}")]
-    Failed { backend: &'static str, reason: String },
+    Failed {
+        backend: &'static str,
+        reason: String,
+    },
 }
 
 /// Which backend to use, as `--sandbox` and `sandbox.backend` say.
@@ -173,7 +179,9 @@ impl std::str::FromStr for Choice {
             "auto" => Ok(Choice::Auto),
             "docker" => Ok(Choice::Docker),
             "native" => Ok(Choice::Native),
-            other => Err(format!("unknown sandbox backend `{other}` (use auto, docker or native)")),
+            other => Err(format!(
+                "unknown sandbox backend `{other}` (use auto, docker or native)"
+            )),
         }
     }
 }

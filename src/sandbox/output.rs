@@ -91,7 +91,10 @@ mod tests {
         assert!(sink.push(Stream::Stdout, b"hello"));
         assert!(sink.push(Stream::Stderr, b"oops"));
         let captured = sink.captured();
-        assert_eq!((captured.stdout.as_str(), captured.stderr.as_str()), ("hello", "oops"));
+        assert_eq!(
+            (captured.stdout.as_str(), captured.stderr.as_str()),
+            ("hello", "oops")
+        );
         assert!(!captured.truncated);
     }
 
@@ -129,7 +132,9 @@ mod tests {
         let sink_seen = Arc::clone(&seen);
         let sink = OutputSink::new(
             5,
-            Some(Box::new(move |_, bytes| sink_seen.lock().unwrap().extend_from_slice(bytes))),
+            Some(Box::new(move |_, bytes| {
+                sink_seen.lock().unwrap().extend_from_slice(bytes)
+            })),
         );
         sink.push(Stream::Stdout, b"abc");
         sink.push(Stream::Stdout, b"defgh");

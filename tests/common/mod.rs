@@ -286,7 +286,8 @@ pub fn run_python(dir: &Path, code: &str, url: &str, token: &str) -> (i32, Strin
 
 /// The local Python image the Docker tests use (`.ci/docker-setup.sh` builds it).
 pub fn docker_image() -> String {
-    std::env::var("CODEMODE_TEST_DOCKER_IMAGE").unwrap_or_else(|_| "codemode-python:bookworm".into())
+    std::env::var("CODEMODE_TEST_DOCKER_IMAGE")
+        .unwrap_or_else(|_| "codemode-python:bookworm".into())
 }
 
 /// Whether a Docker engine answers and has the test image. In CI a missing
@@ -312,7 +313,11 @@ pub fn docker_ready() -> bool {
 
 /// A config with the example servers and a sandbox section for the Docker image.
 pub fn exec_config() -> String {
-    format!("{}\n[sandbox]\nimage = {:?}\n", examples_config(), docker_image())
+    format!(
+        "{}\n[sandbox]\nimage = {:?}\n",
+        examples_config(),
+        docker_image()
+    )
 }
 
 /// `codemode exec --json` of `script` in `backend`; the parsed report and the
@@ -327,7 +332,11 @@ pub struct ExecRun {
 
 pub fn exec_json(work: &Workdir, backend: &str, script: &str, extra: &[&str]) -> ExecRun {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let name = format!("case_{backend}_{}.py", unique());
     std::fs::write(work.path().join(&name), script).unwrap();
     let output = work
@@ -358,5 +367,9 @@ pub fn exec_json(work: &Workdir, backend: &str, script: &str, extra: &[&str]) ->
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
