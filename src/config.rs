@@ -237,6 +237,17 @@ impl Config {
                 message: format!("server `{name}`: {message}"),
             })?;
         }
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        parse_size(&raw.sandbox.memory).map_err(|e| invalid(format!("sandbox.memory: {e}")))?;
+        if !["auto", "docker", "native"].contains(&raw.sandbox.backend.as_str()) {
+            return Err(invalid(format!(
+                "sandbox.backend `{}` is not one of auto, docker, native",
+                raw.sandbox.backend
+            )));
+        }
         Ok(Config {
             source: Some(path.to_path_buf()),
             servers: raw.servers,
@@ -685,6 +696,18 @@ mod tests {
                 Config::parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!config.servers.is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn an_unknown_sandbox_backend_is_rejected() {
+        let err = parse("[sandbox]\nbackend = \"vm\"\n").unwrap_err();
+        assert!(err.to_string().contains("sandbox.backend `vm`"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_memory_size_is_rejected() {
+        let err = parse("[sandbox]\nmemory = \"lots\"\n").unwrap_err();
+        assert!(err.to_string().contains("sandbox.memory"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::bridge::{
 };
 use crate::catalog;
 use crate::cli::ExecArgs;
-use crate::config::{parse_size, Config, ResolvedServer};
+use crate::config::{glob_match, parse_size, Config, ResolvedServer};
 use crate::context::Context;
 use crate::error::{exit, Error};
 use crate::mcp::Registry;
@@ -70,19 +70,7 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     let options = options(&config, args)?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;
 
-    let live = !args.json;
-    let sink = OutputSink::new(
-        options.limits.output_bytes,
-        live.then(|| -> sandbox::Live {
-            Box::new(|stream, bytes| {
-                // Best effort: a closed terminal must not stop the run.
-                let _ = match stream {
-                    Stream::Stdout => std::io::stdout().lock().write_all(bytes),
-                    Stream::Stderr => std::io::stderr().lock().write_all(bytes),
-                };
-            })
-        }),
-    );
+    let sink = OutputSink::new(options.limits.output_bytes, (!args.json).then(terminal));
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -90,17 +78,27 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         on_signal.cancel();
     });
 
-    let report = execute(
-        ctx,
-        &config,
-        specs,
-        &script_name,
-        &source,
-        &options,
-        &sink,
-        cancel,
-    )
-    .await?;
+    let runner = Runner::start(ctx, &config, specs, options.backend).await?;
+    let report = async {
+        let stubs = match &options.stubs {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(Error::io(format!("reading {}", path.display())))?,
+            None => {
+                // Stub generation is routine here: show it only when asked with -v.
+                let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
+                runner
+                    .stubs(ctx, &options.allow, options.allow_partial, &progress)
+                    .await?
+            }
+        };
+        runner
+            .run(&stubs, &script_name, &source, &options, &sink, cancel)
+            .await
+    }
+    .await;
+    runner.shutdown().await;
+    let report = report?;
+
     if args.json {
         println!(
             "{}",
@@ -124,180 +122,190 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     }
 }
 
-/// Runs `source` once, start to finish, and cleans up after it whatever
-/// happens.
-#[allow(clippy::too_many_arguments)]
-pub async fn execute(
-    ctx: &Context,
-    config: &Config,
-    specs: Vec<ResolvedServer>,
-    script_name: &str,
-    source: &str,
-    options: &Options,
-    sink: &OutputSink,
-    cancel: CancellationToken,
-) -> Result<Report, Error> {
-    let started = Instant::now();
-    let (backend, note) = sandbox::select(
-        options.backend,
-        &config.sandbox.image,
-        config.sandbox.python.as_ref().map(PathBuf::from),
-    )
-    .await
-    .map_err(Error::Sandbox)?;
-    ctx.say(&format!("codemode: sandbox: {note}"));
-
-    let registry = Arc::new(Registry::new(specs.clone()));
-    let result = run_in(
-        ctx,
-        &registry,
-        &specs,
-        &backend,
-        script_name,
-        source,
-        options,
-        sink,
-        cancel,
-    )
-    .await;
-    registry.shutdown().await;
-    let (finished, records) = result?;
-
-    let captured = sink.captured();
-    let error = if finished.timed_out {
-        Some(format!(
-            "timed out after {}",
-            humantime::format_duration(options.limits.timeout)
-        ))
-    } else if finished.output_flooded {
-        Some("stopped: the script kept writing output far past the cap".into())
-    } else if finished.oom_killed {
-        Some(format!(
-            "killed: over the memory limit of {}",
-            human_bytes(options.limits.memory_bytes)
-        ))
-    } else if finished.cancelled {
-        Some("cancelled".into())
-    } else {
-        finished.signal.map(|sig| format!("killed by signal {sig}"))
-    };
-    let exit_code = finished.exit_code.or(finished.signal.map(|sig| 128 + sig));
-    Ok(Report {
-        success: exit_code == Some(0) && error.is_none(),
-        exit_code,
-        stdout: captured.stdout,
-        stderr: captured.stderr,
-        timed_out: finished.timed_out,
-        truncated: captured.truncated,
-        duration_ms: started.elapsed().as_millis() as u64,
-        sandbox: backend.name().to_string(),
-        tool_calls: records,
-        error,
+/// Passes output to the terminal as it arrives.
+fn terminal() -> sandbox::Live {
+    Box::new(|stream, bytes| {
+        // Best effort: a closed terminal must not stop the run.
+        let _ = match stream {
+            Stream::Stdout => std::io::stdout().lock().write_all(bytes),
+            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_in(
-    ctx: &Context,
-    registry: &Arc<Registry>,
-    specs: &[ResolvedServer],
-    backend: &Backend,
-    script_name: &str,
-    source: &str,
-    options: &Options,
-    sink: &OutputSink,
-    cancel: CancellationToken,
-) -> Result<(sandbox::Finished, Vec<CallRecord>), Error> {
-    let grant_allow = (!options.allow.is_empty()).then(|| options.allow.clone());
-    let stubs = match &options.stubs {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(Error::io(format!("reading {}", path.display())))?,
-        None => {
-            generate_stubs(
-                ctx,
-                registry,
-                specs,
-                grant_allow.as_deref(),
-                options.allow_partial,
-            )
-            .await?
-        }
-    };
-
-    let dirs = RunDirs::create().map_err(Error::io("creating the run's workspace"))?;
-    dirs.write(script_name, source)?;
-    dirs.write("mcp_tools.py", &stubs)?;
-
-    let bridge = Bridge::new(Arc::clone(registry), RequestLimits::default());
-    let grant = bridge
-        .grant(GrantSpec {
-            allow: grant_allow,
-            ..GrantSpec::default()
-        })
-        .map_err(|err| Error::Usage(format!("cannot make a token: {err}")))?;
-    let socket_path = dirs.bridge.join(sandbox::BRIDGE_SOCKET_NAME);
-    let socket = UnixSocket::bind(&socket_path, 0o666)
-        .map_err(Error::io(format!("binding {}", socket_path.display())))?;
-
-    let mut env = options.env.clone();
-    env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());
-    let spec = RunSpec {
-        workspace: dirs.workspace.clone(),
-        script: script_name.to_string(),
-        args: options.args.clone(),
-        env,
-        bridge_dir: dirs.bridge.clone(),
-        limits: options.limits.clone(),
-    };
-
-    let stop_bridge = CancellationToken::new();
-    let serving = {
-        let bridge = bridge.clone();
-        let stop = stop_bridge.clone();
-        tokio::spawn(async move {
-            let limits = ConnectionLimits {
-                shutdown_grace: Duration::from_secs(2),
-                ..ConnectionLimits::default()
-            };
-            bridge
-                .serve(vec![Listener::Unix(socket)], limits, stop.cancelled_owned())
-                .await;
-        })
-    };
-    let finished = backend.run(&spec, sink, cancel).await;
-    stop_bridge.cancel();
-    let _ = serving.await;
-    let records = grant.records();
-    drop(grant);
-    drop(dirs);
-    Ok((finished.map_err(Error::Sandbox)?, records))
+/// What executions share: the MCP servers (started once, kept warm) and the
+/// sandbox backend. `exec` makes one for one run; `serve` keeps one for all.
+pub struct Runner {
+    registry: Arc<Registry>,
+    specs: Vec<ResolvedServer>,
+    backend: Backend,
 }
 
-async fn generate_stubs(
-    ctx: &Context,
-    registry: &Registry,
-    specs: &[ResolvedServer],
-    allow: Option<&[String]>,
-    allow_partial: bool,
-) -> Result<String, Error> {
-    if specs.is_empty() {
-        return Ok(bridge_gen::generate(&[]));
+impl Runner {
+    /// Picks the backend (saying which, and why, on stderr) and prepares the
+    /// registry; servers start when first used.
+    pub async fn start(
+        ctx: &Context,
+        config: &Config,
+        specs: Vec<ResolvedServer>,
+        choice: sandbox::Choice,
+    ) -> Result<Runner, Error> {
+        let (backend, note) = sandbox::select(
+            choice,
+            &config.sandbox.image,
+            config.sandbox.python.as_ref().map(PathBuf::from),
+        )
+        .await
+        .map_err(Error::Sandbox)?;
+        ctx.say(&format!("codemode: sandbox: {note}"));
+        Ok(Runner {
+            registry: Arc::new(Registry::new(specs.clone())),
+            specs,
+            backend,
+        })
     }
-    // Stub generation is routine here: show it only when asked with -v.
-    let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
-    let (mut catalog, failures) = catalog::collect(registry, specs, &progress).await;
-    ctx.check_failures(&catalog, failures, allow_partial)?;
-    if let Some(patterns) = allow {
-        for server in &mut catalog.servers {
-            let name = server.name.clone();
-            server.tools.retain(|t| {
-                patterns
-                    .iter()
-                    .any(|p| crate::config::glob_match(p, &format!("{name}.{}", t.name)))
-            });
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The stub module for the servers' current tools, narrowed to `allow`
+    /// (`server.tool` patterns) when it is not empty.
+    pub async fn stubs(
+        &self,
+        ctx: &Context,
+        allow: &[String],
+        allow_partial: bool,
+        progress: &Progress,
+    ) -> Result<String, Error> {
+        if self.specs.is_empty() {
+            return Ok(bridge_gen::generate(&[]));
         }
+        let (mut catalog, failures) = catalog::collect(&self.registry, &self.specs, progress).await;
+        ctx.check_failures(&catalog, failures, allow_partial)?;
+        if !allow.is_empty() {
+            for server in &mut catalog.servers {
+                let name = server.name.clone();
+                server.tools.retain(|t| {
+                    allow
+                        .iter()
+                        .any(|p| glob_match(p, &format!("{name}.{}", t.name)))
+                });
+            }
+        }
+        Ok(bridge_gen::generate(&catalog.servers))
     }
-    Ok(bridge_gen::generate(&catalog.servers))
+
+    /// Runs `source` once, start to finish, with its own workspace, socket
+    /// and grant, and cleans up after it whatever happens.
+    pub async fn run(
+        &self,
+        stubs: &str,
+        script_name: &str,
+        source: &str,
+        options: &Options,
+        sink: &OutputSink,
+        cancel: CancellationToken,
+    ) -> Result<Report, Error> {
+        let started = Instant::now();
+        let (finished, records) = self
+            .run_in_sandbox(stubs, script_name, source, options, sink, cancel)
+            .await?;
+        let captured = sink.captured();
+        let error = if finished.timed_out {
+            Some(format!(
+                "timed out after {}",
+                humantime::format_duration(options.limits.timeout)
+            ))
+        } else if finished.output_flooded {
+            Some("stopped: the script kept writing output far past the cap".into())
+        } else if finished.oom_killed {
+            Some(format!(
+                "killed: over the memory limit of {}",
+                human_bytes(options.limits.memory_bytes)
+            ))
+        } else if finished.cancelled {
+            Some("cancelled".into())
+        } else {
+            finished.signal.map(|sig| format!("killed by signal {sig}"))
+        };
+        let exit_code = finished.exit_code.or(finished.signal.map(|sig| 128 + sig));
+        Ok(Report {
+            success: exit_code == Some(0) && error.is_none(),
+            exit_code,
+            stdout: captured.stdout,
+            stderr: captured.stderr,
+            timed_out: finished.timed_out,
+            truncated: captured.truncated,
+            duration_ms: started.elapsed().as_millis() as u64,
+            sandbox: self.backend.name().to_string(),
+            tool_calls: records,
+            error,
+        })
+    }
+
+    async fn run_in_sandbox(
+        &self,
+        stubs: &str,
+        script_name: &str,
+        source: &str,
+        options: &Options,
+        sink: &OutputSink,
+        cancel: CancellationToken,
+    ) -> Result<(sandbox::Finished, Vec<CallRecord>), Error> {
+        let dirs = RunDirs::create().map_err(Error::io("creating the run's workspace"))?;
+        dirs.write(script_name, source)?;
+        dirs.write("mcp_tools.py", stubs)?;
+
+        let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
+        let grant = bridge
+            .grant(GrantSpec {
+                allow: (!options.allow.is_empty()).then(|| options.allow.clone()),
+                ..GrantSpec::default()
+            })
+            .map_err(|err| Error::Usage(format!("cannot make a token: {err}")))?;
+        let socket_path = dirs.bridge.join(sandbox::BRIDGE_SOCKET_NAME);
+        let socket = UnixSocket::bind(&socket_path, 0o666)
+            .map_err(Error::io(format!("binding {}", socket_path.display())))?;
+
+        let mut env = options.env.clone();
+        env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());
+        let spec = RunSpec {
+            workspace: dirs.workspace.clone(),
+            script: script_name.to_string(),
+            args: options.args.clone(),
+            env,
+            bridge_dir: dirs.bridge.clone(),
+            limits: options.limits.clone(),
+        };
+
+        let stop_bridge = CancellationToken::new();
+        let serving = {
+            let bridge = bridge.clone();
+            let stop = stop_bridge.clone();
+            tokio::spawn(async move {
+                let limits = ConnectionLimits {
+                    shutdown_grace: Duration::from_secs(2),
+                    ..ConnectionLimits::default()
+                };
+                bridge
+                    .serve(vec![Listener::Unix(socket)], limits, stop.cancelled_owned())
+                    .await;
+            })
+        };
+        let finished = self.backend.run(&spec, sink, cancel).await;
+        stop_bridge.cancel();
+        let _ = serving.await;
+        let records = grant.records();
+        drop(grant);
+        drop(dirs);
+        Ok((finished.map_err(Error::Sandbox)?, records))
+    }
+
+    /// Stops every MCP server the runs used.
+    pub async fn shutdown(&self) {
+        self.registry.shutdown().await;
+    }
 }
 
 /// The run's directories: a private parent with the workspace and the
@@ -387,17 +395,47 @@ fn script_file_name(file: &Path) -> String {
     }
 }
 
+impl Options {
+    /// The config's defaults: its backend and limits, no extra narrowing.
+    pub fn from_config(config: &Config) -> Result<Options, Error> {
+        Ok(Options {
+            backend: config.sandbox.backend.parse().map_err(Error::Usage)?,
+            limits: Limits {
+                timeout: config.sandbox.timeout,
+                memory_bytes: parse_size(&config.sandbox.memory)
+                    .map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?,
+                cpus: config.sandbox.cpus,
+                pids: config.sandbox.pids,
+                ..Limits::default()
+            },
+            allow: Vec::new(),
+            stubs: None,
+            env: BTreeMap::new(),
+            args: Vec::new(),
+            allow_partial: false,
+        })
+    }
+}
+
 fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
-    let backend = match args.sandbox {
-        Some(choice) => choice,
-        None => config.sandbox.backend.parse().map_err(Error::Usage)?,
-    };
-    let memory = match &args.memory {
-        Some(text) => parse_size(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?,
-        None => parse_size(&config.sandbox.memory)
-            .map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?,
-    };
-    let mut env = BTreeMap::new();
+    let mut options = Options::from_config(config)?;
+    if let Some(choice) = args.sandbox {
+        options.backend = choice;
+    }
+    if let Some(timeout) = args.timeout {
+        options.limits.timeout = timeout;
+    }
+    if let Some(text) = &args.memory {
+        options.limits.memory_bytes =
+            parse_size(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?;
+    }
+    if let Some(cpus) = args.cpus {
+        options.limits.cpus = cpus;
+    }
+    if let Some(text) = &args.max_output {
+        options.limits.output_bytes =
+            parse_size(text).map_err(|e| Error::Usage(format!("--max-output: {e}")))? as usize;
+    }
     for pair in &args.env {
         let (key, value) = match pair.split_once('=') {
             Some((key, value)) => (key.to_string(), value.to_string()),
@@ -411,29 +449,13 @@ fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
         if key.is_empty() || key.contains(['\0', '=']) {
             return Err(Error::Usage(format!("--env `{pair}` is not KEY=VALUE")));
         }
-        env.insert(key, value);
+        options.env.insert(key, value);
     }
-    Ok(Options {
-        backend,
-        limits: Limits {
-            timeout: args.timeout.unwrap_or(config.sandbox.timeout),
-            memory_bytes: memory,
-            cpus: args.cpus.unwrap_or(config.sandbox.cpus),
-            pids: config.sandbox.pids,
-            output_bytes: match &args.max_output {
-                Some(text) => parse_size(text)
-                    .map_err(|e| Error::Usage(format!("--max-output: {e}")))?
-                    as usize,
-                None => Limits::default().output_bytes,
-            },
-            ..Limits::default()
-        },
-        allow: args.allow.clone(),
-        stubs: args.stubs.clone(),
-        env,
-        args: args.args.clone(),
-        allow_partial: args.allow_partial,
-    })
+    options.allow = args.allow.clone();
+    options.stubs = args.stubs.clone();
+    options.args = args.args.clone();
+    options.allow_partial = args.allow_partial;
+    Ok(options)
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
