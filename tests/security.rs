@@ -14,11 +14,14 @@ use std::time::Duration;
 use common::{docker_ready, exec_config, exec_json, ExecRun, Workdir};
 use serde_json::Value;
 
+/// Says why a run's outcome is unsafe, or nothing when it is safe.
+type Check = Box<dyn Fn(&ExecRun) -> Result<(), String>>;
+
 struct Case {
     name: &'static str,
     script: String,
     args: Vec<String>,
-    check: Box<dyn Fn(&ExecRun) -> Result<(), String>>,
+    check: Check,
 }
 
 fn case(

@@ -1,0 +1,241 @@
+//! The native Linux sandbox: namespaces, a minimal read-only root, Landlock,
+//! seccomp, rlimits and cgroups, with no daemon.
+//!
+//! codemode re-executes itself (`/proc/self/exe __sandbox-init`) as the
+//! setup process, which builds the sandbox layer by layer and finally
+//! `execve`s the interpreter; see [`init`] for the processes and the order of
+//! the layers, [`launch`] for how the parent drives and stops a run, and
+//! [`protocol`] for what the two say to each other.
+//!
+//! Layers, in the order they are applied:
+//! 1. cgroup (memory, pids, cpu; where the host allows: as root, v1 or v2),
+//! 2. an unprivileged host uid (65534 when codemode runs as root),
+//! 3. user, mount, pid, net, ipc, uts and cgroup namespaces (uid 65534 inside),
+//! 4. a new root of read-only binds, a writable `/workspace`, a sized `/tmp`,
+//!    a minimal `/dev`, a fresh `/proc`; hostname `sandbox`,
+//! 5. rlimits, 6. no capabilities, 7. Landlock (+ no_new_privs), 8. seccomp,
+//! 9. `execve` of `python -u -B <script>` with only the run's environment.
+//!
+//! Every layer but the cgroup one is required: if one cannot be set up the
+//! run fails with the layer and the reason, and nothing of the script runs.
+
+mod cgroup;
+mod init;
+mod landlock;
+mod launch;
+mod mounts;
+mod protocol;
+mod python;
+mod rlimits;
+mod seccomp;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Finished, OutputSink, RunSpec, SandboxError, BRIDGE_SOCKET_NAME, SANDBOX_BRIDGE_DIR,
+    SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
+};
+use protocol::{InitSpec, Report};
+
+pub use init::init_main;
+
+/// The hidden first argument with which codemode re-executes itself as the
+/// sandbox's setup process.
+pub const INIT_ARG: &str = "__sandbox-init";
+
+pub struct NativeSandbox {
+    python: python::Interpreter,
+    /// The binary to run as the setup process: codemode itself, except in
+    /// unit tests, whose own binary is the test harness.
+    exe: PathBuf,
+}
+
+fn unavailable(reason: impl Into<String>) -> SandboxError {
+    SandboxError::Unavailable {
+        backend: "native",
+        reason: reason.into(),
+    }
+}
+
+fn failed(reason: impl Into<String>) -> SandboxError {
+    SandboxError::Failed {
+        backend: "native",
+        reason: reason.into(),
+    }
+}
+
+impl NativeSandbox {
+    /// Checks the interpreter (`python`: `sandbox.python`) and that the host
+    /// allows user namespaces at all. Everything else is checked by each
+    /// run, which fails closed.
+    pub fn new(python: Option<PathBuf>) -> Result<NativeSandbox, SandboxError> {
+        if let Some(why) = init::userns_disabled() {
+            return Err(unavailable(why));
+        }
+        let python = python::resolve(python.as_deref()).map_err(unavailable)?;
+        Ok(NativeSandbox {
+            python,
+            exe: PathBuf::from("/proc/self/exe"),
+        })
+    }
+
+    #[cfg(test)]
+    fn with_exe(mut self, exe: PathBuf) -> NativeSandbox {
+        self.exe = exe;
+        self
+    }
+
+    /// Runs `spec`, streaming its output into `sink`, until it exits, times
+    /// out, floods its output or `cancel` fires. Every process of the run is
+    /// gone when this returns.
+    pub async fn run(
+        &self,
+        spec: &RunSpec,
+        sink: &OutputSink,
+        cancel: CancellationToken,
+    ) -> Result<Finished, SandboxError> {
+        let mut init_spec = self.init_spec(spec)?;
+        let cgroup = cgroup::RunCgroup::create(&cgroup::new_id(), &spec.limits);
+        init_spec.cgroup_procs = cgroup
+            .as_ref()
+            .map(cgroup::RunCgroup::procs_files)
+            .unwrap_or_default();
+
+        let outcome = match launch::spawn(&self.exe, &init_spec) {
+            Ok(launched) => launch::supervise(launched, sink, cancel, spec.limits.timeout).await,
+            Err(e) => Err(e),
+        };
+        let oom_killed = cgroup.as_ref().is_some_and(cgroup::RunCgroup::oom_killed);
+        if let Some(cgroup) = cgroup {
+            cgroup.remove().await;
+        }
+        finish(outcome?, oom_killed)
+    }
+
+    fn init_spec(&self, spec: &RunSpec) -> Result<InitSpec, SandboxError> {
+        check_script_name(&spec.script)?;
+        // Canonical: the setup process resolves them again from below a
+        // different root, where an absolute symlink would lead astray.
+        let canonical = |what: &str, path: &Path| {
+            std::fs::canonicalize(path)
+                .map_err(|e| failed(format!("{what} {}: {e}", path.display())))
+        };
+        let workspace = canonical("workspace", &spec.workspace)?;
+        let bridge_dir = canonical("bridge directory", &spec.bridge_dir)?;
+        let mounts = mounts::plan(
+            &mounts::Host,
+            &mounts::PlanInputs {
+                workspace: &workspace,
+                bridge_dir: &bridge_dir,
+                python_dirs: &self.python.extra_dirs,
+                tmp_bytes: spec.limits.tmp_bytes,
+            },
+        );
+        let mut argv = vec![
+            self.python.path.to_string_lossy().into_owned(),
+            "-u".into(),
+            "-B".into(),
+            format!("{SANDBOX_WORKSPACE}/{}", spec.script),
+        ];
+        argv.extend(spec.args.iter().cloned());
+        if argv.iter().any(|a| a.contains('\0')) {
+            return Err(failed("an argument contains a NUL byte"));
+        }
+        Ok(InitSpec {
+            cgroup_procs: Vec::new(),
+            drop_to: nix::unistd::geteuid()
+                .is_root()
+                .then_some((SANDBOX_UID, SANDBOX_GID)),
+            sandbox_uid: SANDBOX_UID,
+            sandbox_gid: SANDBOX_GID,
+            hostname: mounts::HOSTNAME.into(),
+            landlock: landlock::plan(&mounts),
+            mounts,
+            rlimits: rlimits::plan(&spec.limits),
+            cwd: SANDBOX_WORKSPACE.into(),
+            argv,
+            env: script_env(&spec.env)?,
+        })
+    }
+}
+
+/// The script's file name must name a file directly in the workspace.
+fn check_script_name(name: &str) -> Result<(), SandboxError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\0');
+    if plain {
+        Ok(())
+    } else {
+        Err(failed(format!(
+            "script name {name:?} is not a plain file name"
+        )))
+    }
+}
+
+/// The run's environment plus the few variables the backend owns; nothing of
+/// the host's. The bridge URL is the caller's to override.
+fn script_env(user: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, SandboxError> {
+    let mut env = user.clone();
+    for (name, value) in [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", "/tmp"),
+        ("LANG", "C.UTF-8"),
+        ("PYTHONUNBUFFERED", "1"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        ("PYTHONPATH", SANDBOX_WORKSPACE),
+    ] {
+        env.insert(name.into(), value.into());
+    }
+    env.entry("CODEMODE_BRIDGE_URL".into())
+        .or_insert_with(|| format!("unix://{SANDBOX_BRIDGE_DIR}/{BRIDGE_SOCKET_NAME}"));
+    for (name, value) in &env {
+        if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+            return Err(failed(format!("invalid environment variable {name:?}")));
+        }
+    }
+    Ok(env.into_iter().collect())
+}
+
+fn finish(outcome: launch::Outcome, oom_killed: bool) -> Result<Finished, SandboxError> {
+    if let Some(why) = outcome.reports.iter().find_map(|r| match r {
+        Report::SetupFailed(why) => Some(why.clone()),
+        _ => None,
+    }) {
+        return Err(unavailable(why));
+    }
+    let mut finished = Finished {
+        timed_out: outcome.timed_out,
+        cancelled: outcome.cancelled,
+        output_flooded: outcome.output_flooded,
+        oom_killed,
+        ..Finished::default()
+    };
+    match outcome.reports.iter().rev().find_map(|r| match r {
+        Report::Exited(code) => Some(Ok(*code)),
+        Report::Signaled(sig) => Some(Err(*sig)),
+        _ => None,
+    }) {
+        Some(Ok(code)) => finished.exit_code = Some(code),
+        Some(Err(sig)) => finished.signal = Some(sig),
+        // Killed before the init could report: by us, or the init was.
+        None if outcome.stopped_by_us() || oom_killed => finished.signal = Some(libc::SIGKILL),
+        None => {
+            let how = outcome
+                .setup_exit
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(failed(format!(
+                "the sandbox ended without reporting the script's status (setup process: {how})"
+            )));
+        }
+    }
+    Ok(finished)
+}
