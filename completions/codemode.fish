@@ -35,6 +35,7 @@ complete -c codemode -n "__fish_codemode_needs_command" -f -a "bridge" -d 'Run t
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -89,12 +90,36 @@ complete -c codemode -n "__fish_codemode_using_subcommand ask" -s v -l verbose -
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l http -d 'Serve streamable HTTP at http://ADDR/mcp instead of stdio (like 127.0.0.1:8080)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow-host -d 'With --http: a Host the server answers to besides loopback and the bind address (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow-origin -d 'With --http: a browser Origin allowed to call (repeatable; others are refused)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l server -d 'Only these servers (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l sandbox -d 'Where code runs (default: [sandbox] backend)' -r -f -a "auto\t''
+docker\t''
+native\t''"
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l timeout -d 'Time limit of a run when the caller gives none (default: [sandbox] timeout)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-timeout -d 'The longest time limit a caller may ask for with timeout_s' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-concurrent -d 'Runs at once; more wait for a free slot' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l index-budget -d 'Tokens execute_python\'s description, with its index of callable tools, may take' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand init" -l from -d 'Read servers from this mcpServers JSON file instead of looking for client configs (repeatable)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand init" -s o -l output -d 'Where to write the config; `-` prints it (default: the user config dir\'s codemode.toml)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand init" -l servers -d 'Only these servers, comma-separated or repeated' -r
+complete -c codemode -n "__fish_codemode_using_subcommand init" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand init" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand init" -s y -l yes -d 'Ask nothing: take every server found (or --servers)'
+complete -c codemode -n "__fish_codemode_using_subcommand init" -l force -d 'Replace an existing config file'
+complete -c codemode -n "__fish_codemode_using_subcommand init" -l inline-secrets -d 'Copy secret-looking values into the file instead of writing ${VAR} references'
+complete -c codemode -n "__fish_codemode_using_subcommand init" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand init" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand init" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand init" -s V -l version -d 'Print version'
 complete -c codemode -n "__fish_codemode_using_subcommand tools" -l server -d 'Only these servers (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand tools" -s s -l search -d 'Words to look for in tool names and descriptions; best matches first' -r
 complete -c codemode -n "__fish_codemode_using_subcommand tools" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
@@ -111,11 +136,12 @@ complete -c codemode -n "__fish_codemode_using_subcommand completions" -s v -l v
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve tools completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

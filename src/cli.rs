@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Examples:
+  codemode init                            set up codemode.toml from your MCP clients' servers
   codemode gen-bridge -o mcp_tools.py      write the typed Python API of every configured server
   codemode tools --search weather          find a tool by what it does
   codemode exec script.py                  run a script in a sandbox, tools available
@@ -97,10 +98,30 @@ sandbox; the host environment and every secret in it stay out.")]
     Ask(PassThroughArgs),
 
     /// Serve `execute_python` and tool discovery as one MCP server over all the others
-    #[command(
-        after_help = "Example (an MCP client's config):\n  {\"mcpServers\": {\"codemode\": {\"command\": \"codemode\", \"args\": [\"serve\"]}}}"
-    )]
-    Serve(PassThroughArgs),
+    #[command(after_help = "\
+Examples:
+  codemode serve                                   MCP over stdio, for a desktop client or editor
+  codemode serve --http 127.0.0.1:8080             streamable HTTP at http://127.0.0.1:8080/mcp
+  CODEMODE_SERVE_TOKEN=s3cret codemode serve --http 0.0.0.0:8080 --allow-host mcp.example.com
+
+An MCP client's config (`codemode init` writes codemode.toml and prints this for you):
+  {\"mcpServers\": {\"codemode\": {\"command\": \"codemode\", \"args\": [\"serve\"]}}}
+
+The client sees three tools: execute_python (its description indexes what is callable),
+search_tools and get_api; and the resource codemode://mcp_tools.py, the whole Python API.")]
+    Serve(ServeArgs),
+
+    /// Set up codemode.toml from the MCP servers your desktop clients and editors already use
+    #[command(after_help = "\
+Examples:
+  codemode init              find your MCP clients' configs, pick servers, write codemode.toml
+  codemode init --yes        take every server found, ask nothing
+  codemode init --from ~/.cursor/mcp.json --servers github,time --output ./codemode.toml
+
+Looks in the config files of Claude Desktop, Claude Code, Cursor, VS Code, Windsurf and
+Gemini CLI. Secrets (env values and headers that look like tokens or keys) are written as
+${VAR} references, never copied into codemode.toml. Without a terminal it never prompts.")]
+    Init(InitArgs),
 
     /// List the configured servers' tools, with one-line descriptions
     #[command(after_help = "\
@@ -256,6 +277,81 @@ pub struct ToolsArgs {
     /// List what the servers that answer offer, and name the ones that do not
     #[arg(long)]
     pub allow_partial: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (like 127.0.0.1:8080)
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+
+    /// With --http: a Host the server answers to besides loopback and the bind address (repeatable)
+    #[arg(long = "allow-host", value_name = "HOST", requires = "http")]
+    pub allow_hosts: Vec<String>,
+
+    /// With --http: a browser Origin allowed to call (repeatable; others are refused)
+    #[arg(long = "allow-origin", value_name = "ORIGIN", requires = "http")]
+    pub allow_origins: Vec<String>,
+
+    /// Only these servers (repeatable)
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+
+    /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
+    #[arg(long, value_name = "SERVER.TOOL")]
+    pub allow: Vec<String>,
+
+    /// Where code runs (default: [sandbox] backend)
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub sandbox: Option<crate::sandbox::Choice>,
+
+    /// Time limit of a run when the caller gives none (default: [sandbox] timeout)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// The longest time limit a caller may ask for with timeout_s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10m")]
+    pub max_timeout: std::time::Duration,
+
+    /// Runs at once; more wait for a free slot
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_concurrent: usize,
+
+    /// Tokens execute_python's description, with its index of callable tools, may take
+    #[arg(
+        long,
+        value_name = "TOKENS",
+        default_value_t = 1000,
+        env = "CODEMODE_INDEX_BUDGET"
+    )]
+    pub index_budget: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Read servers from this mcpServers JSON file instead of looking for client configs (repeatable)
+    #[arg(long = "from", value_name = "FILE")]
+    pub from: Vec<PathBuf>,
+
+    /// Where to write the config; `-` prints it (default: the user config dir's codemode.toml)
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Only these servers, comma-separated or repeated
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub servers: Vec<String>,
+
+    /// Ask nothing: take every server found (or --servers)
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Replace an existing config file
+    #[arg(long)]
+    pub force: bool,
+
+    /// Copy secret-looking values into the file instead of writing ${VAR} references
+    #[arg(long)]
+    pub inline_secrets: bool,
 }
 
 /// Arguments of subcommands that are not built yet: accepted, so that `--help`

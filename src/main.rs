@@ -5,12 +5,15 @@ mod catalog;
 mod cli;
 mod config;
 mod context;
+mod discovery;
 mod error;
 mod exec;
 mod gen_bridge;
+mod init;
 mod mcp;
 mod progress;
 mod sandbox;
+mod serve;
 mod tokens;
 mod tools;
 
@@ -51,7 +54,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Bridge(args) => block_on(bridge::standalone::run(&ctx, &args)),
         Command::Exec(args) => block_on(exec::run(&ctx, &args)),
         Command::Ask(_) => Err(Error::NotBuilt("ask")),
-        Command::Serve(_) => Err(Error::NotBuilt("serve")),
+        Command::Serve(args) => block_on(serve::run(&ctx, &args)),
+        Command::Init(args) => init::run(&ctx, &args),
     }
 }
 

@@ -278,7 +278,8 @@ fn the_transport_reads_the_bridge_environment_at_call_time() {
         "\"CODEMODE_BRIDGE_TOKEN\"",
         "\"CODEMODE_BRIDGE_TIMEOUT\"",
         "headers[\"Authorization\"] = f\"Bearer {token}\"",
-        "conn.request(\"POST\", path, body=body, headers=headers)",
+        "conn.request(method, base + endpoint, body=body, headers=headers)",
+        "_send(\"POST\", \"/rpc\", body, server, tool)",
     ] {
         assert_has(&m, needle);
     }

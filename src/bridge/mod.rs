@@ -1,6 +1,7 @@
 //! The bridge: the one door from sandboxed code to the MCP servers. It holds the
 //! registry (every real connection and every secret) and answers `POST /rpc`
-//! for callers holding a live grant.
+//! for callers holding a live grant, and `GET /tools` and `GET /search` so
+//! that a script can look before it calls.
 //!
 //! `exec` and `serve` run it in-process for one execution at a time; `codemode
 //! bridge` runs it standalone.
@@ -16,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -27,7 +28,10 @@ pub use grant::{CallRecord, Grant, GrantSpec};
 pub use listen::{ConnectionLimits, Listener, UnixSocket};
 pub use wire::{ErrorKind, RpcError};
 
+use crate::catalog;
+use crate::discovery;
 use crate::mcp::{map_result, McpError, Registry};
+use crate::progress::Progress;
 use grant::{GrantState, Grants};
 use metrics::Metrics;
 
@@ -88,6 +92,7 @@ impl Bridge {
         Router::new()
             .route("/rpc", post(rpc))
             .route("/tools", get(tools))
+            .route("/search", get(search))
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
             .with_state(Arc::clone(&self.shared))
@@ -334,4 +339,56 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
         shared.metrics.render(),
     )
         .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    detail: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /search?q=WORDS&detail=name|summary|full&limit=N`: the tools this
+/// grant may call that match, as Python signatures (the same text `serve`'s
+/// `search_tools` answers), in the RPC envelope.
+async fn search(State(shared): State<Arc<Shared>>, headers: HeaderMap, uri: Uri) -> Response {
+    let grant = match authenticate(&shared, &headers) {
+        Ok(grant) => grant,
+        Err(err) => return err.into_response(),
+    };
+    let params = match Query::<SearchParams>::try_from_uri(&uri) {
+        Ok(Query(params)) => params,
+        Err(err) => return RpcError::new(ErrorKind::BadRequest, err.body_text()).into_response(),
+    };
+    let detail = match discovery::parse_detail(params.detail.as_deref().unwrap_or("summary")) {
+        Ok(detail) => detail,
+        Err(message) => return RpcError::new(ErrorKind::BadRequest, message).into_response(),
+    };
+    let specs: Vec<_> = shared
+        .registry
+        .names()
+        .filter_map(|name| shared.registry.spec(name).ok().cloned())
+        .collect();
+    // Listed afresh, like /tools: a script sees what the servers offer now.
+    let (mut found, failures) =
+        catalog::collect(&shared.registry, &specs, &Progress::new(true)).await;
+    for server in &mut found.servers {
+        let name = server.name.clone();
+        server.tools.retain(|t| grant.allows(&name, &t.name));
+    }
+    let mut text = discovery::search_text(
+        &found,
+        &params.q,
+        detail,
+        params.limit.unwrap_or(discovery::DEFAULT_LIMIT),
+    );
+    if !failures.is_empty() {
+        let names: Vec<&str> = failures.iter().map(|f| f.server()).collect();
+        text.push_str(&format!(
+            "Not searched (not answering now): {}.\n",
+            names.join(", ")
+        ));
+    }
+    wire::success(Value::String(text))
 }

@@ -373,3 +373,226 @@ pub fn unique() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The Python that has the `mcp` SDK client (`.ci/install-mcp-servers.sh`
+/// installs it into the tools dir). In CI its absence fails the test;
+/// elsewhere the test is skipped.
+pub fn mcp_python() -> Option<PathBuf> {
+    let dir = std::env::var_os("CODEMODE_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv"));
+    let python = dir.join("bin").join("python");
+    let ok = Command::new(&python)
+        .args(["-c", "import mcp, anyio"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the Python mcp SDK is missing from {}: run .ci/install-mcp-servers.sh",
+        dir.display()
+    );
+    eprintln!("skipped: the Python mcp SDK is not installed (run .ci/install-mcp-servers.sh)");
+    None
+}
+
+/// The example servers, run in the native sandbox.
+pub fn serve_config() -> String {
+    format!("{}\n[sandbox]\nbackend = \"native\"\n", examples_config())
+}
+
+/// A `codemode serve --http 127.0.0.1:0` running for one test. Stopped when
+/// dropped.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub work: Workdir,
+    /// `http://127.0.0.1:PORT/mcp`
+    pub url: String,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServeProcess {
+    pub fn start(config: &str, extra_args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        use std::io::BufRead;
+        let work = Workdir::with_config(config);
+        let mut command = Command::new(codemode_bin());
+        command
+            .current_dir(work.path())
+            .env_remove("CODEMODE_LOG")
+            .env_remove("CODEMODE_SERVE_TOKEN")
+            .arg("--config")
+            .arg(work.config())
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(extra_args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("codemode serve starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("codemode serve on ") {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(url);
+                }
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("codemode serve did not start: {}", stderr.lock().unwrap()));
+        ServeProcess {
+            child,
+            work,
+            url,
+            stderr,
+        }
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_string()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A stdio MCP session spoken line by line, for tests that check the wire
+/// itself (and count its tokens) rather than a client library's view.
+pub struct StdioMcp {
+    pub child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    next_id: u64,
+}
+
+impl StdioMcp {
+    /// Starts `command` and completes the `initialize` handshake.
+    pub fn start(mut command: Command) -> StdioMcp {
+        use std::io::BufRead;
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the MCP server starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut session = StdioMcp {
+            child,
+            stdin,
+            lines,
+            next_id: 1,
+        };
+        session.request_raw(
+            "initialize",
+            serde_json::json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "codemode-tests", "version": "0"},
+            }),
+        );
+        session.notify("notifications/initialized");
+        session
+    }
+
+    pub fn notify(&mut self, method: &str) {
+        use std::io::Write;
+        let line = serde_json::json!({"jsonrpc": "2.0", "method": method}).to_string();
+        writeln!(self.stdin, "{line}").expect("write to the server");
+    }
+
+    /// Sends a request; returns the response line exactly as it came (other
+    /// lines, such as notifications, are skipped).
+    pub fn request_raw(&mut self, method: &str, params: serde_json::Value) -> String {
+        use std::io::Write;
+        let id = self.next_id;
+        self.next_id += 1;
+        let line =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+                .to_string();
+        writeln!(self.stdin, "{line}").expect("write to the server");
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("no answer to {method}"));
+            let value: serde_json::Value = match serde_json::from_str(&line) {
+                Ok(value) => value,
+                Err(_) => panic!("a line on stdout that is not JSON-RPC: {line:?}"),
+            };
+            if value.get("id") == Some(&serde_json::json!(id)) {
+                return line;
+            }
+        }
+    }
+
+    /// The `result` of a request; panics on an error answer.
+    pub fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let line = self.request_raw(method, params);
+        let mut value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        match value.get_mut("result") {
+            Some(result) => result.take(),
+            None => panic!("{method} failed: {line}"),
+        }
+    }
+
+    /// Calls a tool; (its text, whether it is an error, the whole result).
+    pub fn call(
+        &mut self,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> (String, bool, serde_json::Value) {
+        let result = self.request(
+            "tools/call",
+            serde_json::json!({"name": tool, "arguments": arguments}),
+        );
+        let text = result["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let is_error = result["isError"].as_bool().unwrap_or(false);
+        (text, is_error, result)
+    }
+}
+
+impl Drop for StdioMcp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -36,7 +36,8 @@ import urllib.parse as _urlparse
 from typing import Any, Dict, List, Literal, Optional, Tuple, TypedDict, Union
 
 # The tool stubs below depend on this runtime only through `_invoke`, `call`
-# and the error classes; everything else here is transport detail.
+# and the error classes; `search` is for scripts; everything else here is
+# transport detail.
 
 _URL_ENV = "CODEMODE_BRIDGE_URL"
 _TOKEN_ENV = "CODEMODE_BRIDGE_TOKEN"
@@ -104,7 +105,8 @@ class _ThreadState(_threading.local):
     # pay a connect per call.
     conn: Optional[_http_client.HTTPConnection] = None
     url: str = ""
-    path: str = "/rpc"
+    # The bridge's base path, "" or "/prefix": endpoints are appended to it.
+    base: str = ""
     pid: int = 0
 
 
@@ -127,7 +129,7 @@ def _timeout() -> Optional[float]:
 
 
 def _new_connection(
-    url: str, timeout: Optional[float], server: str, tool: str
+    url: str, timeout: Optional[float], server: Optional[str], tool: Optional[str]
 ) -> Tuple[_http_client.HTTPConnection, str]:
     if url.startswith("unix:"):
         path = url[len("unix:"):]
@@ -140,7 +142,7 @@ def _new_connection(
                 server,
                 tool,
             )
-        return _UnixHTTPConnection(path, timeout), "/rpc"
+        return _UnixHTTPConnection(path, timeout), ""
     parts = _urlparse.urlsplit(url)
     try:
         port = parts.port
@@ -153,10 +155,10 @@ def _new_connection(
             server,
             tool,
         )
-    rpc_path = parts.path.rstrip("/") + "/rpc"
+    base = parts.path.rstrip("/")
     if parts.scheme == "https":
-        return _http_client.HTTPSConnection(parts.hostname, port, timeout=timeout), rpc_path
-    return _http_client.HTTPConnection(parts.hostname, port, timeout=timeout), rpc_path
+        return _http_client.HTTPSConnection(parts.hostname, port, timeout=timeout), base
+    return _http_client.HTTPConnection(parts.hostname, port, timeout=timeout), base
 
 
 def _is_idle(conn: _http_client.HTTPConnection) -> bool:
@@ -186,9 +188,10 @@ def _drop_connection() -> None:
 
 
 def _connection(
-    url: str, timeout: Optional[float], server: str, tool: str
+    url: str, timeout: Optional[float], server: Optional[str], tool: Optional[str]
 ) -> Tuple[_http_client.HTTPConnection, str, bool]:
-    """This thread's connection to `url`, and whether it was reused."""
+    """This thread's connection to `url`, the bridge's base path, and whether
+    the connection was reused."""
     pid = _os.getpid()
     conn = _state.conn
     if conn is not None and _state.pid != pid:
@@ -199,17 +202,40 @@ def _connection(
         _drop_connection()
         conn = None
     if conn is None:
-        conn, path = _new_connection(url, timeout, server, tool)
-        _state.conn, _state.url, _state.path, _state.pid = conn, url, path, pid
-        return conn, path, False
+        conn, base = _new_connection(url, timeout, server, tool)
+        _state.conn, _state.url, _state.base, _state.pid = conn, url, base, pid
+        return conn, base, False
     if conn.timeout != timeout:
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
-    return conn, _state.path, True
+    return conn, _state.base, True
 
 
-def _post(server: str, tool: str, body: bytes) -> Tuple[int, bytes]:
+def _early_answer(conn: _http_client.HTTPConnection) -> Optional[Tuple[int, bytes]]:
+    """The answer the bridge gave before it read the whole request, if any.
+
+    The bridge rejects a request as soon as it can tell (a bad token, a body
+    too large), answers and closes; sending the rest then fails. The answer
+    is still there to read, and it is the real reason.
+    """
+    if conn.sock is None:
+        return None
+    try:
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, ValueError, _http_client.HTTPException):
+        return None
+
+
+def _send(
+    method: str,
+    endpoint: str,
+    body: Optional[bytes],
+    server: Optional[str] = None,
+    tool: Optional[str] = None,
+) -> Tuple[int, bytes]:
+    """One request to the bridge: `endpoint` is "/rpc" or a "/search?..." query."""
     url = _os.environ.get(_URL_ENV, "").strip()
     if not url:
         raise BridgeError(
@@ -226,11 +252,14 @@ def _post(server: str, tool: str, body: bytes) -> Tuple[int, bytes]:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     for attempt in range(2):
-        conn, path, reused = _connection(url, timeout, server, tool)
+        conn, base, reused = _connection(url, timeout, server, tool)
         try:
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request(method, base + endpoint, body=body, headers=headers)
         except OSError as exc:
+            early = None if isinstance(exc, _socket.timeout) else _early_answer(conn)
             _drop_connection()
+            if early is not None:
+                return early
             if reused and attempt == 0:
                 # The kept-alive connection broke before the request went
                 # out, so the bridge never saw it: one fresh try is safe.
@@ -274,7 +303,7 @@ def _excerpt(data: bytes) -> str:
     return repr(text) + ("..." if len(data) > 200 else "")
 
 
-def _decode(status: int, data: bytes, server: str, tool: str) -> Any:
+def _decode(status: int, data: bytes, server: Optional[str], tool: Optional[str]) -> Any:
     try:
         payload: Any = _json.loads(data)
     except ValueError:
@@ -335,7 +364,7 @@ def _invoke(
         raise ToolError(
             "invalid_arguments", f"the arguments cannot be sent as JSON: {exc}", server, tool
         ) from None
-    status, data = _post(server, tool, body)
+    status, data = _send("POST", "/rpc", body, server, tool)
     return _decode(status, data, server, tool)
 
 
@@ -347,6 +376,31 @@ def call(server: str, tool: str, /, **arguments: Any) -> Any:
     sent as given (None included). Raises ToolError when the tool fails.
     """
     return _invoke(server, tool, arguments)
+
+
+def search(query: str, detail: str = "summary", limit: int = 20) -> str:
+    """Finds tools by what they do, best matches first, as Python signatures.
+
+    `search("send email")` lists matching tools as `server.tool: summary`
+    lines; detail="name" gives names only, detail="full" each tool's `def`
+    with its type hints and docstring. Every word should match; when none
+    match all of them, tools matching some are listed. Returns the text, ready
+    to print. Raises ToolError when the bridge cannot answer.
+    """
+    if detail not in ("name", "summary", "full"):
+        raise ToolError(
+            "invalid_arguments", f"detail must be 'name', 'summary' or 'full', not {detail!r}"
+        )
+    endpoint = "/search?" + _urlparse.urlencode(
+        {"q": query, "detail": detail, "limit": str(int(limit))}
+    )
+    status, data = _send("GET", endpoint, None)
+    result = _decode(status, data, None, None)
+    if not isinstance(result, str):
+        raise BridgeError(
+            "bad_response", f"the bridge answered a search with {type(result).__name__}, not text"
+        )
+    return result
 
 
 class _GitServer:

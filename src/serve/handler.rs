@@ -1,0 +1,726 @@
+//! The MCP side of `serve`: the three tools, the module resource, and the
+//! live output of a run as progress or log notifications.
+// Logging is deprecated by SEP-2577 but is what handshake-era clients show
+// as a server's live output; it is sent only to clients that still speak it.
+#![allow(deprecated)]
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    JsonObject, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use super::{api::ServerApis, index, Served, MODULE_URI};
+use crate::catalog::Catalog;
+use crate::discovery;
+use crate::exec::{Options, Report};
+use crate::sandbox::{OutputSink, Stream};
+
+/// Most text one notification carries: a script printing fast has its
+/// lines batched, and a batch is cut here so no message grows unbounded.
+const NOTIFICATION_BYTES: usize = 8 * 1024;
+
+/// The longest API `get_api` sends whole; past it, an outline. A model asks
+/// for one server's API to read it, and a 1,000-tool server's would fill
+/// its context.
+const API_TOKENS: usize = 12_000;
+
+/// The MCP server of `codemode serve`; one per client session.
+#[derive(Clone)]
+pub struct CodemodeServer {
+    served: Arc<Served>,
+    /// The level a handshake-era client asked for with `logging/setLevel`.
+    log_level: Arc<Mutex<Option<LoggingLevel>>>,
+}
+
+impl CodemodeServer {
+    pub fn new(served: Arc<Served>) -> CodemodeServer {
+        CodemodeServer {
+            served,
+            log_level: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+/// The tools a client lists, built once.
+pub fn tools(
+    catalog: &Catalog,
+    apis: &ServerApis,
+    options: &Options,
+    max_timeout: std::time::Duration,
+    index_budget: usize,
+) -> Vec<Tool> {
+    let default_s = options.limits.timeout.as_secs_f64();
+    let max_s = max_timeout.as_secs_f64();
+    let example = catalog
+        .servers
+        .iter()
+        .find_map(|s| s.tools.first().map(|t| (s, t)))
+        .map(|(server, tool)| {
+            let name = bridge_gen::tool_signature(&server.name, tool, bridge_gen::Detail::Name);
+            let method = name.split_once('.').map(|(_, m)| m).unwrap_or(&name);
+            let attr = apis
+                .attrs()
+                .get(&server.name)
+                .cloned()
+                .unwrap_or_else(|| server.name.clone());
+            format!("`from mcp_tools import {attr}`, then `{attr}.{method}(...)`")
+        })
+        .unwrap_or_else(|| "`from mcp_tools import SERVER`, then `SERVER.TOOL(...)`".into());
+    let preamble = format!(
+        "Run Python 3 code in a sandbox; you get back what it prints. MCP tools are functions there: \
+{example} with keyword arguments; results are dicts, lists or strings, and a failed call raises \
+mcp_tools.ToolError. Do the whole job in one script: call tools, loop, filter, and print only what \
+you need. Find tools with search_tools (in code: print(mcp_tools.search(\"words\"))); read exact \
+signatures with get_api. No network but the tools; nothing persists between runs. Time limit \
+{} s unless timeout_s says otherwise (at most {}).\n\n",
+        seconds(default_s),
+        seconds(max_s)
+    );
+    let budget = index_budget.saturating_sub(crate::tokens::count(&preamble));
+    let description = preamble + &index::index(&catalog.servers, apis.attrs(), budget);
+
+    let execute = Tool::new(
+        "execute_python",
+        description,
+        object(json!({
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "A Python 3 script; print the results."},
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": max_s, "description": "Time limit in seconds."},
+            },
+            "required": ["code"],
+        })),
+    )
+    .with_raw_output_schema(Arc::new(object(report_schema())))
+    .with_annotations(
+        ToolAnnotations::with_title("Run Python with MCP tools")
+            .read_only(false)
+            .open_world(true),
+    );
+    let search = Tool::new(
+        "search_tools",
+        "Find tools by what they do. Returns Python signatures, best match first: detail \"summary\" \
+gives `server.tool: summary` lines, \"name\" names only, \"full\" each def with type hints and docstring.",
+        object(json!({
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words for the task, or a tool name."},
+                "detail": {"type": "string", "enum": ["name", "summary", "full"], "default": "summary"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": discovery::MAX_LIMIT, "default": discovery::DEFAULT_LIMIT},
+            },
+            "required": ["query"],
+        })),
+    )
+    .with_annotations(ToolAnnotations::new().read_only(true).open_world(false));
+    let get_api = Tool::new(
+        "get_api",
+        "The Python API of one server as mcp_tools defines it: method signatures with type hints and \
+docstrings, and the TypedDicts they use.",
+        object(json!({
+            "type": "object",
+            "properties": {"server": {"type": "string", "description": "The server's name, as in the index."}},
+            "required": ["server"],
+        })),
+    )
+    .with_annotations(ToolAnnotations::new().read_only(true).open_world(false));
+    vec![execute, search, get_api]
+}
+
+/// The structured result of `execute_python`: `exec --json`'s report.
+fn report_schema() -> Value {
+    let nullable = |t: &str| json!({"type": [t, "null"]});
+    json!({
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "exit_code": nullable("integer"),
+            "stdout": {"type": "string"},
+            "stderr": {"type": "string"},
+            "timed_out": {"type": "boolean"},
+            "truncated": {"type": "boolean"},
+            "duration_ms": {"type": "integer"},
+            "sandbox": {"type": "string"},
+            "tool_calls": {"type": "array", "items": {"type": "object", "properties": {
+                "server": {"type": "string"},
+                "tool": {"type": "string"},
+                "ok": {"type": "boolean"},
+                "error": {"type": "string"},
+                "duration_ms": {"type": "number"},
+            }}},
+            "error": nullable("string"),
+        },
+        "required": ["success", "exit_code", "stdout", "stderr", "timed_out", "truncated",
+                     "duration_ms", "sandbox", "tool_calls", "error"],
+    })
+}
+
+fn object(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s.fract() == 0.0 {
+        format!("{}", s as u64)
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+fn text_result(text: impl Into<String>, is_error: bool) -> CallToolResult {
+    let content = vec![ContentBlock::text(text.into())];
+    if is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    }
+}
+
+impl ServerHandler for CodemodeServer {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_resources()
+            .enable_tools()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "codemode runs Python that calls the user's MCP tools as functions. Write one \
+                 script with execute_python instead of calling tools one by one; look tools up with \
+                 search_tools and get_api. The resource codemode://mcp_tools.py is the whole API.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.served.tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.served.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let arguments = request.arguments.unwrap_or_default();
+        let result = match request.name.as_ref() {
+            "execute_python" => self.execute(&arguments, context).await,
+            "search_tools" => self.search(&arguments),
+            "get_api" => self.get_api(&arguments),
+            other => {
+                return Err(McpError::invalid_params(
+                    format!(
+                    "no tool `{other}`: this server has execute_python, search_tools and get_api"
+                ),
+                    None,
+                ))
+            }
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let resource = Resource::new(MODULE_URI, "mcp_tools.py")
+            .with_title("mcp_tools.py: the Python API of every tool")
+            .with_description(
+                "The module code run by execute_python imports: one object per server, one method per tool.",
+            )
+            .with_mime_type("text/x-python")
+            .with_size(self.served.module.len() as u64);
+        Ok(ListResourcesResult::with_all_items(vec![resource]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        if request.uri != MODULE_URI {
+            return Err(McpError::resource_not_found(
+                format!("no resource {}; there is {MODULE_URI}", request.uri),
+                None,
+            ));
+        }
+        let contents = ResourceContents::text(self.served.module.clone(), MODULE_URI)
+            .with_mime_type("text/x-python");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(request.level);
+        Ok(())
+    }
+}
+
+impl CodemodeServer {
+    fn search(&self, arguments: &JsonObject) -> CallToolResult {
+        let query = arguments.get("query").and_then(Value::as_str).unwrap_or("");
+        let detail = match arguments.get("detail").and_then(Value::as_str) {
+            None => bridge_gen::Detail::Summary,
+            Some(text) => match discovery::parse_detail(text) {
+                Ok(detail) => detail,
+                Err(message) => return text_result(message, true),
+            },
+        };
+        let limit = arguments
+            .get("limit")
+            .and_then(Value::as_u64)
+            .map_or(discovery::DEFAULT_LIMIT, |n| n as usize);
+        let mut text = discovery::search_text(&self.served.catalog, query, detail, limit);
+        if !self.served.unavailable.is_empty() {
+            text.push_str(&format!(
+                "Not searched (did not answer at startup): {}\n",
+                self.served.unavailable.join("; ")
+            ));
+        }
+        text_result(text, false)
+    }
+
+    fn get_api(&self, arguments: &JsonObject) -> CallToolResult {
+        let Some(server) = arguments.get("server").and_then(Value::as_str) else {
+            return text_result("`server` (a server's name) is required", true);
+        };
+        // The module attribute works as well as the configured name.
+        let name = self
+            .served
+            .apis
+            .attrs()
+            .iter()
+            .find(|(name, attr)| *name == server || *attr == server)
+            .map(|(name, _)| name.as_str());
+        match name.and_then(|n| self.served.apis.get(n).map(|api| (n, api))) {
+            Some((name, api)) if crate::tokens::count(api) > API_TOKENS => {
+                text_result(self.api_outline(name, api), false)
+            }
+            Some((_, api)) => text_result(api, false),
+            None => {
+                let known: Vec<&str> = self
+                    .served
+                    .catalog
+                    .servers
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                text_result(
+                    format!(
+                        "no server `{server}`; the servers are: {}",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                    true,
+                )
+            }
+        }
+    }
+
+    /// Instead of an API too long to read at once: each method's summary,
+    /// as many as fit, and how to get the signatures wanted.
+    fn api_outline(&self, name: &str, api: &str) -> String {
+        let tools = self
+            .served
+            .catalog
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.tools.as_slice())
+            .unwrap_or_default();
+        let import = api.lines().next().unwrap_or_default();
+        let mut text = format!(
+            "{import}\n# Its whole API is about {} tokens, too long to send at once. Its {} methods \
+             are below; get the signatures you need with search_tools(query, detail=\"full\"), or \
+             read the resource {MODULE_URI}.\n\n",
+            crate::tokens::count(api),
+            tools.len()
+        );
+        let mut used = crate::tokens::count(&text);
+        for (i, tool) in tools.iter().enumerate() {
+            let line = bridge_gen::tool_signature(name, tool, bridge_gen::Detail::Summary) + "\n";
+            used += crate::tokens::count(&line);
+            if used > API_TOKENS {
+                text.push_str(&format!("… and {} more\n", tools.len() - i));
+                break;
+            }
+            text.push_str(&line);
+        }
+        text
+    }
+
+    async fn execute(
+        &self,
+        arguments: &JsonObject,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let Some(code) = arguments.get("code").and_then(Value::as_str) else {
+            return text_result("`code` (the Python script, as a string) is required", true);
+        };
+        let base = &self.served.options;
+        let mut limits = base.limits.clone();
+        match arguments.get("timeout_s") {
+            None | Some(Value::Null) => {}
+            Some(value) => match value.as_f64() {
+                Some(s) if s > 0.0 && s.is_finite() => {
+                    let asked = std::time::Duration::from_secs_f64(s);
+                    if asked > self.served.max_timeout {
+                        return text_result(
+                            format!(
+                                "timeout_s may be at most {}",
+                                seconds(self.served.max_timeout.as_secs_f64())
+                            ),
+                            true,
+                        );
+                    }
+                    limits.timeout = asked;
+                }
+                _ => return text_result("timeout_s must be a positive number of seconds", true),
+            },
+        }
+        let options = Options {
+            backend: base.backend,
+            limits,
+            allow: base.allow.clone(),
+            stubs: None,
+            env: base.env.clone(),
+            args: Vec::new(),
+            allow_partial: true,
+        };
+
+        // Waiting for a slot ends with the caller's cancellation too.
+        let _permit = tokio::select! {
+            permit = self.served.slots.acquire() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return text_result("codemode is shutting down", true),
+            },
+            _ = context.ct.cancelled() => return text_result("cancelled before it started", true),
+        };
+
+        let (lines, received) = mpsc::unbounded_channel::<(Stream, Vec<u8>)>();
+        let sink = OutputSink::new(
+            options.limits.output_bytes,
+            Some(Box::new(move |stream, bytes: &[u8]| {
+                // The run may outlive the forwarder only when the client is gone.
+                let _ = lines.send((stream, bytes.to_vec()));
+            })),
+        );
+        let forwarder = self
+            .live_target(&context)
+            .map(|target| tokio::spawn(forward(received, context.peer.clone(), target)));
+
+        let outcome = self
+            .served
+            .runner
+            .run(
+                &self.served.module,
+                "main.py",
+                code,
+                &options,
+                &sink,
+                context.ct.clone(),
+            )
+            .await;
+        // Dropping the sink closes the channel; waiting for the forwarder
+        // puts every output notification before the result.
+        drop(sink);
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
+        match outcome {
+            Ok(report) => report_result(&report),
+            Err(err) => text_result(format!("codemode could not run the code: {err}"), true),
+        }
+    }
+
+    /// Where live output goes: progress notifications when the client gave a
+    /// progress token; else log messages when the client takes them at info
+    /// level (asked for in the request, with `logging/setLevel`, or, on a
+    /// handshake-era session, by not saying otherwise); else nowhere.
+    fn live_target(&self, context: &RequestContext<RoleServer>) -> Option<Target> {
+        if let Some(token) = context.meta.get_progress_token() {
+            return Some(Target::Progress(token));
+        }
+        let asked = context
+            .meta
+            .log_level()
+            .or(*self.log_level.lock().unwrap_or_else(|e| e.into_inner()));
+        let legacy = context
+            .protocol_version()
+            .is_none_or(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str());
+        let wanted = match asked {
+            Some(level) => rank(level) <= rank(LoggingLevel::Info),
+            None => legacy,
+        };
+        wanted.then_some(Target::Log)
+    }
+}
+
+/// The result a client gets: the report as structured content, and a text
+/// block a person or a model reads (output first, then how it ended).
+fn report_result(report: &Report) -> CallToolResult {
+    let mut text = report.stdout.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !report.stderr.is_empty() {
+        text.push_str("--- stderr ---\n");
+        text.push_str(&report.stderr);
+        if !report.stderr.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    let mut status = match report.exit_code {
+        Some(code) => format!("exit code {code}"),
+        None => "no exit code".to_string(),
+    };
+    if let Some(error) = &report.error {
+        status = format!("{error}; {status}");
+    }
+    status.push_str(&format!(
+        ", {} ms, {} tool call{}",
+        report.duration_ms,
+        report.tool_calls.len(),
+        if report.tool_calls.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    ));
+    let failed = report.tool_calls.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        status.push_str(&format!(" ({failed} failed)"));
+    }
+    if report.truncated {
+        status.push_str(", output truncated");
+    }
+    text.push_str(&format!("[{status}]"));
+    let mut result = text_result(text, !report.success);
+    result.structured_content = Some(serde_json::to_value(report).unwrap_or(Value::Null));
+    result
+}
+
+#[derive(Clone)]
+enum Target {
+    Progress(ProgressToken),
+    Log,
+}
+
+fn rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// Sends a run's output to the client a line at a time as it arrives; what
+/// arrived together goes in one notification. Ends when the run's sink is
+/// dropped, after sending what is left of unfinished lines.
+async fn forward(
+    mut received: mpsc::UnboundedReceiver<(Stream, Vec<u8>)>,
+    peer: Peer<RoleServer>,
+    target: Target,
+) {
+    let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut lines_sent = 0u64;
+    let mut open = true;
+    while open {
+        let mut batch: Vec<(Stream, String)> = Vec::new();
+        match received.recv().await {
+            Some(chunk) => take_lines(chunk, &mut partial, &mut batch),
+            None => open = false,
+        }
+        while let Ok(chunk) = received.try_recv() {
+            take_lines(chunk, &mut partial, &mut batch);
+        }
+        if !open {
+            for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+                if !partial[i].is_empty() {
+                    let text = String::from_utf8_lossy(&partial[i]).into_owned();
+                    batch.push((stream, text));
+                }
+            }
+        }
+        for group in group_lines(batch) {
+            lines_sent += group.1.lines().count().max(1) as u64;
+            if send(&peer, &target, group, lines_sent).await.is_err() {
+                // The client is gone; the run ends with its cancellation.
+                return;
+            }
+        }
+    }
+}
+
+/// Moves the complete lines of `chunk` into `batch`, keeping the unfinished
+/// rest of each stream in `partial`.
+fn take_lines(
+    (stream, bytes): (Stream, Vec<u8>),
+    partial: &mut [Vec<u8>; 2],
+    batch: &mut Vec<(Stream, String)>,
+) {
+    let buffer = &mut partial[stream as usize];
+    buffer.extend_from_slice(&bytes);
+    while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = buffer.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+        batch.push((stream, text));
+    }
+    // A very long line without a newline is sent in pieces rather than held.
+    if buffer.len() > NOTIFICATION_BYTES {
+        let text = String::from_utf8_lossy(buffer).into_owned();
+        buffer.clear();
+        batch.push((stream, text));
+    }
+}
+
+/// Consecutive lines of one stream joined, each group at most
+/// `NOTIFICATION_BYTES`.
+fn group_lines(batch: Vec<(Stream, String)>) -> Vec<(Stream, String)> {
+    let mut groups: Vec<(Stream, String)> = Vec::new();
+    for (stream, line) in batch {
+        match groups.last_mut() {
+            Some((s, text)) if *s == stream && text.len() + line.len() < NOTIFICATION_BYTES => {
+                text.push('\n');
+                text.push_str(&line);
+            }
+            _ => groups.push((stream, line)),
+        }
+    }
+    groups
+}
+
+async fn send(
+    peer: &Peer<RoleServer>,
+    target: &Target,
+    (stream, text): (Stream, String),
+    progress: u64,
+) -> Result<(), rmcp::ServiceError> {
+    match target {
+        Target::Progress(token) => {
+            let message = match stream {
+                Stream::Stdout => text,
+                Stream::Stderr => prefix_lines("stderr: ", &text),
+            };
+            peer.notify_progress(
+                ProgressNotificationParam::new(token.clone(), progress as f64)
+                    .with_message(message),
+            )
+            .await
+        }
+        Target::Log => {
+            let (level, logger) = match stream {
+                Stream::Stdout => (LoggingLevel::Info, "stdout"),
+                Stream::Stderr => (LoggingLevel::Warning, "stderr"),
+            };
+            peer.notify_logging_message(
+                LoggingMessageNotificationParam::new(level, Value::String(text))
+                    .with_logger(logger),
+            )
+            .await
+        }
+    }
+}
+
+fn prefix_lines(prefix: &str, text: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cut_at_newlines_and_the_rest_waits() {
+        let mut partial = [Vec::new(), Vec::new()];
+        let mut batch = Vec::new();
+        take_lines(
+            (Stream::Stdout, b"one\ntw".to_vec()),
+            &mut partial,
+            &mut batch,
+        );
+        take_lines(
+            (Stream::Stderr, b"oops\n".to_vec()),
+            &mut partial,
+            &mut batch,
+        );
+        take_lines(
+            (Stream::Stdout, b"o\nthree".to_vec()),
+            &mut partial,
+            &mut batch,
+        );
+        let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["one", "oops", "two"]);
+        assert_eq!(partial[0], b"three");
+    }
+
+    #[test]
+    fn consecutive_lines_of_a_stream_share_a_notification() {
+        let groups = group_lines(vec![
+            (Stream::Stdout, "a".into()),
+            (Stream::Stdout, "b".into()),
+            (Stream::Stderr, "c".into()),
+            (Stream::Stdout, "d".into()),
+        ]);
+        let texts: Vec<&str> = groups.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["a\nb", "c", "d"]);
+    }
+
+    #[test]
+    fn the_text_result_ends_with_how_the_run_ended() {
+        let report = Report {
+            success: false,
+            exit_code: Some(1),
+            stdout: "hi".into(),
+            stderr: "Traceback\n".into(),
+            timed_out: false,
+            truncated: false,
+            duration_ms: 12,
+            sandbox: "native".into(),
+            tool_calls: vec![],
+            error: None,
+        };
+        let result = report_result(&report);
+        let text = result.content[0].as_text().unwrap().text.clone();
+        assert_eq!(
+            text,
+            "hi\n--- stderr ---\nTraceback\n[exit code 1, 12 ms, 0 tool calls]"
+        );
+        assert_eq!(result.is_error, Some(true));
+        assert_eq!(result.structured_content.unwrap()["exit_code"], 1);
+    }
+}

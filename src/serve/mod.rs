@@ -1,0 +1,310 @@
+//! `codemode serve`: one MCP server in front of all the configured ones. A
+//! client sees three tools instead of every wrapped server's schemas:
+//! `execute_python` (code that calls the tools through `mcp_tools`, run as
+//! `exec` runs it), `search_tools` and `get_api` for discovery; and the whole
+//! stub module as a resource.
+//!
+//! Everything a client reads is built once at startup (the servers' tool
+//! lists, the stub module, the index), and the servers stay warm for every
+//! run after that.
+
+mod api;
+mod handler;
+mod index;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::{self, Catalog};
+use crate::cli::ServeArgs;
+use crate::config::glob_match;
+use crate::context::Context;
+use crate::error::Error;
+use crate::exec::{stop_signal, Options, Runner};
+use crate::progress::Progress;
+
+pub use handler::CodemodeServer;
+
+/// The resource holding the whole stub module.
+pub const MODULE_URI: &str = "codemode://mcp_tools.py";
+/// Where the streamable HTTP endpoint is mounted.
+pub const HTTP_PATH: &str = "/mcp";
+/// The variable holding the bearer token HTTP clients must present.
+pub const TOKEN_ENV: &str = "CODEMODE_SERVE_TOKEN";
+
+/// What every request reads, built once at startup.
+pub struct Served {
+    pub runner: Runner,
+    pub catalog: Catalog,
+    /// The stub module every run imports (also the resource).
+    pub module: String,
+    pub apis: api::ServerApis,
+    pub tools: Vec<rmcp::model::Tool>,
+    pub options: Options,
+    pub max_timeout: Duration,
+    /// Runs at once; others wait for a permit.
+    pub slots: tokio::sync::Semaphore,
+    /// Servers that did not answer at startup, with why.
+    pub unavailable: Vec<String>,
+}
+
+pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
+    let config = ctx.config()?;
+    let specs = ctx.servers_or_none(&config, &args.servers)?;
+    let mut options = Options::from_config(&config)?;
+    if let Some(choice) = args.sandbox {
+        options.backend = choice;
+    }
+    if let Some(timeout) = args.timeout {
+        options.limits.timeout = timeout;
+    }
+    options.allow = args.allow.clone();
+    let max_timeout = args.max_timeout.max(options.limits.timeout);
+
+    // Checked before any server starts: a bad address or a missing token is
+    // a usage error the user should see at once.
+    let http = match &args.http {
+        Some(addr) => Some(HttpPlan::prepare(addr, args).await?),
+        None => None,
+    };
+
+    let runner = Runner::start(ctx, &config, specs.clone(), options.backend).await?;
+    let progress = Progress::new(ctx.global.quiet);
+    let (mut catalog, failures) = catalog::collect(runner.registry(), &specs, &progress).await;
+    drop(progress);
+    let unavailable: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
+    for failure in &unavailable {
+        // A desktop client starts `serve` with every server it knows; one
+        // server that fails must not take the others away.
+        eprintln!("codemode: warning: {failure}; its tools are left out");
+    }
+    narrow(&mut catalog, &options.allow);
+    let module = bridge_gen::generate(&catalog.servers);
+    let apis = api::ServerApis::new(&catalog.servers, &module);
+    let tools = handler::tools(&catalog, &apis, &options, max_timeout, args.index_budget);
+    let served = Arc::new(Served {
+        runner,
+        catalog,
+        module,
+        apis,
+        tools,
+        options,
+        max_timeout,
+        slots: tokio::sync::Semaphore::new(args.max_concurrent.max(1)),
+        unavailable,
+    });
+
+    let result = match http {
+        None => serve_stdio(ctx, Arc::clone(&served)).await,
+        Some(plan) => plan.serve(ctx, Arc::clone(&served)).await,
+    };
+    served.runner.shutdown().await;
+    result
+}
+
+/// Keeps only the tools `allow` (`server.tool` patterns) names, when it names any.
+fn narrow(catalog: &mut Catalog, allow: &[String]) {
+    if allow.is_empty() {
+        return;
+    }
+    for server in &mut catalog.servers {
+        let name = server.name.clone();
+        server.tools.retain(|t| {
+            allow
+                .iter()
+                .any(|p| glob_match(p, &format!("{name}.{}", t.name)))
+        });
+    }
+}
+
+async fn serve_stdio(ctx: &Context, served: Arc<Served>) -> Result<(), Error> {
+    use rmcp::ServiceExt;
+    ctx.say(&format!(
+        "codemode serve: MCP on stdio ({} tools of {} servers behind it)",
+        served.catalog.tool_count(),
+        served.catalog.servers.len()
+    ));
+    let service = CodemodeServer::new(served)
+        .serve(rmcp::transport::stdio_pipes())
+        .await
+        .map_err(|err| Error::Usage(format!("the MCP client's initialize failed: {err}")))?;
+    let stop = service.cancellation_token();
+    tokio::select! {
+        ended = service.waiting() => {
+            if let Err(err) = ended {
+                tracing::warn!("the MCP session ended abnormally: {err}");
+            }
+        }
+        _ = stop_signal() => stop.cancel(),
+    }
+    Ok(())
+}
+
+/// The HTTP side, checked and bound before anything else starts.
+struct HttpPlan {
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    /// `None`: any Host (a wildcard bind behind a token).
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Vec<String>,
+    token: Option<String>,
+}
+
+impl HttpPlan {
+    async fn prepare(addr: &str, args: &ServeArgs) -> Result<HttpPlan, Error> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(Error::io(format!("listening on {addr}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(Error::io(format!("listening on {addr}")))?;
+        let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        if !local.ip().is_loopback() && token.is_none() {
+            return Err(Error::Usage(format!(
+                "--http {addr} is reachable from other machines, and anyone who reaches it could run code: \
+                 set {TOKEN_ENV} to a secret that clients send as `Authorization: Bearer TOKEN`"
+            )));
+        }
+        Ok(HttpPlan {
+            listener,
+            local,
+            allowed_hosts: allowed_hosts(local, &args.allow_hosts),
+            allowed_origins: args.allow_origins.clone(),
+            token,
+        })
+    }
+
+    async fn serve(self, ctx: &Context, served: Arc<Served>) -> Result<(), Error> {
+        use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+        use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(stop.child_token())
+            // A client that drops a response stream (its way to cancel on the
+            // stateless protocol) is noticed on the next write: a frequent
+            // keep-alive makes that write come soon, so the run dies soon.
+            .with_sse_keep_alive(Some(Duration::from_secs(1)))
+            // Browsers always send an Origin; other clients do not. Only the
+            // named browser origins may call, so a web page cannot drive a
+            // server on the user's machine.
+            .with_allowed_origins(self.allowed_origins.clone())
+            .enforce_origin_validation();
+        config = match &self.allowed_hosts {
+            Some(hosts) => config.with_allowed_hosts(hosts.clone()),
+            None => config.disable_allowed_hosts(),
+        };
+        let factory_served = Arc::clone(&served);
+        let service: StreamableHttpService<CodemodeServer, LocalSessionManager> =
+            StreamableHttpService::new(
+                // One handler per session: each keeps its own log level.
+                move || Ok(CodemodeServer::new(Arc::clone(&factory_served))),
+                Arc::new(LocalSessionManager::default()),
+                config,
+            );
+        let mut router = axum::Router::new().nest_service(HTTP_PATH, service);
+        if let Some(token) = self.token.clone() {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                Arc::new(token),
+                require_token,
+            ));
+        }
+        ctx.say(&format!(
+            "codemode serve on http://{}{HTTP_PATH} ({} tools of {} servers behind it{})",
+            self.local,
+            served.catalog.tool_count(),
+            served.catalog.servers.len(),
+            if self.token.is_some() {
+                format!("; clients send the {TOKEN_ENV} token")
+            } else {
+                String::new()
+            }
+        ));
+        let shutdown = stop.clone();
+        let serving = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        tokio::select! {
+            result = serving => result.map_err(Error::io("serving HTTP"))?,
+            _ = stop_signal() => stop.cancel(),
+        }
+        Ok(())
+    }
+}
+
+/// The `Host` values the HTTP server answers to. Loopback names always (a
+/// local client), the bound address when it is a specific one, and those
+/// named with `--allow-host`. A wildcard bind (`0.0.0.0`) is reached under
+/// names this process cannot know; there the token (required off loopback)
+/// is the protection, and the Host check applies only when hosts are named.
+fn allowed_hosts(local: SocketAddr, extra: &[String]) -> Option<Vec<String>> {
+    let ip = local.ip();
+    if ip.is_unspecified() && extra.is_empty() {
+        return None;
+    }
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        hosts.push(ip.to_string());
+    }
+    hosts.extend(extra.iter().cloned());
+    Some(hosts)
+}
+
+async fn require_token(
+    axum::extract::State(token): axum::extract::State<Arc<String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use subtle::ConstantTimeEq;
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    let valid = presented.is_some_and(|p| bool::from(p.ct_eq(token.as_bytes())));
+    if valid {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(serde_json::json!({
+            "error": format!("send `Authorization: Bearer TOKEN` with the token in {TOKEN_ENV}")
+        })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_binds_answer_to_loopback_names_only() {
+        let hosts = allowed_hosts("127.0.0.1:8080".parse().unwrap(), &[]).unwrap();
+        assert_eq!(hosts, ["localhost", "127.0.0.1", "::1"]);
+    }
+
+    #[test]
+    fn a_specific_address_is_allowed_with_the_named_hosts() {
+        let hosts = allowed_hosts(
+            "192.168.1.5:80".parse().unwrap(),
+            &["mcp.example.com".into()],
+        )
+        .unwrap();
+        assert!(hosts.contains(&"192.168.1.5".to_string()));
+        assert!(hosts.contains(&"mcp.example.com".to_string()));
+    }
+
+    #[test]
+    fn a_wildcard_bind_checks_hosts_only_when_named() {
+        assert_eq!(allowed_hosts("0.0.0.0:80".parse().unwrap(), &[]), None);
+        let hosts = allowed_hosts("[::]:80".parse().unwrap(), &["box.lan".into()]).unwrap();
+        assert!(hosts.contains(&"box.lan".to_string()));
+        assert!(!hosts.contains(&"::".to_string()));
+    }
+}

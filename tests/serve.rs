@@ -1,0 +1,1029 @@
+//! `codemode serve` as MCP clients meet it: the official Python `mcp` SDK
+//! client over stdio and streamable HTTP, and the raw JSON-RPC wire where the
+//! test is about the wire itself (what stdout carries, what tools/list costs
+//! in tokens).
+//!
+//! Tests that execute code use the native sandbox.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{
+    codemode_bin, examples_config, mcp_python, repo, serve_config, BridgeProcess, ServeProcess,
+    StdioMcp, Workdir,
+};
+use serde_json::{json, Value};
+
+/// What every client script starts with: a connected `Client` for the
+/// target the test names (stdio arguments as JSON, or an HTTP URL), and
+/// `done()` to hand a JSON result back to the test.
+const PRELUDE: &str = r#"
+import json, os, sys, time
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+TARGET = os.environ["CODEMODE_TEST_TARGET"]
+
+def client(mode="legacy", **options):
+    if TARGET.startswith("http"):
+        token = os.environ.get("CODEMODE_TEST_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        transport = streamable_http_client(TARGET, http_client=create_mcp_http_client(headers=headers))
+        return Client(transport, mode=mode, **options)
+    params = StdioServerParameters(command=os.environ["CODEMODE_TEST_BIN"], args=json.loads(TARGET))
+    return Client(stdio_client(params, errlog=sys.stderr), mode=mode, **options)
+
+def text(result):
+    return "".join(c.text for c in result.content if getattr(c, "type", "") == "text")
+
+def done(value):
+    print("RESULT " + json.dumps(value))
+"#;
+
+/// Runs `body` (which defines `async def main()`) with the Python SDK
+/// against `target`; the value it passed to `done()`.
+fn python_client(python: &Path, target: &str, body: &str, env: &[(&str, &str)]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("client.py");
+    std::fs::write(&script, format!("{PRELUDE}\n{body}\n\nanyio.run(main)\n")).unwrap();
+    let mut command = Command::new(python);
+    command
+        .arg(&script)
+        // Not the repository: its `mcp_tools.py` or a `types` dir must not shadow anything.
+        .current_dir(dir.path())
+        .env("CODEMODE_TEST_TARGET", target)
+        .env("CODEMODE_TEST_BIN", codemode_bin())
+        .env_remove("CODEMODE_LOG")
+        .env_remove("CODEMODE_SERVE_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "the client gave no result (exit {:?}):\n{stdout}\n{stderr}",
+                output.status.code()
+            )
+        });
+    serde_json::from_str(line).unwrap()
+}
+
+/// The stdio target: `codemode --config CONFIG serve ARGS...` as JSON.
+fn stdio_target(work: &Workdir, args: &[&str]) -> String {
+    let mut all = vec![
+        "--config".to_string(),
+        work.config().display().to_string(),
+        "serve".to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    serde_json::to_string(&all).unwrap()
+}
+
+fn serve_stdio(work: &Workdir, args: &[&str]) -> StdioMcp {
+    let mut command = Command::new(codemode_bin());
+    command
+        .current_dir(work.path())
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .arg("serve")
+        .args(args);
+    StdioMcp::start(command)
+}
+
+// ---------------------------------------------------------------------------
+// Discovery: no code runs.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_python_client_lists_three_tools_and_the_index_names_every_example_tool() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        tools = (await c.list_tools()).tools
+        done({t.name: {"description": t.description, "output": t.output_schema, "input": t.input_schema} for t in tools})
+"#,
+        &[],
+    );
+    let names: Vec<&str> = result
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, ["execute_python", "get_api", "search_tools"]);
+    let index = result["execute_python"]["description"].as_str().unwrap();
+    for tool in [
+        "news.fetch_latest: Fetch the most recent news articles",
+        "news.search:",
+        "news.get_article:",
+        "summarizer.summarize:",
+        "summarizer.keywords:",
+    ] {
+        assert!(index.contains(tool), "{tool} missing from:\n{index}");
+    }
+    assert!(index.contains("from mcp_tools import news"), "{index}");
+    // Never a schema in the description.
+    assert!(!index.contains("\"type\""), "{index}");
+    let output = &result["execute_python"]["output"];
+    for field in [
+        "success",
+        "exit_code",
+        "stdout",
+        "stderr",
+        "timed_out",
+        "tool_calls",
+    ] {
+        assert!(
+            output["properties"].get(field).is_some(),
+            "{field}: {output}"
+        );
+    }
+    assert_eq!(
+        result["execute_python"]["input"]["required"],
+        json!(["code"])
+    );
+}
+
+#[test]
+fn search_tools_and_get_api_answer_as_python() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        out = {}
+        r = await c.call_tool("search_tools", {"query": "summarize a text"})
+        out["summary"] = text(r)
+        r = await c.call_tool("search_tools", {"query": "fetch_latest", "detail": "full"})
+        out["full"] = text(r)
+        r = await c.call_tool("search_tools", {"query": "news", "detail": "name", "limit": 2})
+        out["names"] = text(r)
+        r = await c.call_tool("get_api", {"server": "news"})
+        out["api"], out["api_error"] = text(r), r.is_error
+        r = await c.call_tool("get_api", {"server": "weather"})
+        out["missing"], out["missing_error"] = text(r), r.is_error
+        done(out)
+"#,
+        &[],
+    );
+    let summary = result["summary"].as_str().unwrap();
+    assert!(summary.starts_with("summarizer.summarize: "), "{summary}");
+    let full = result["full"].as_str().unwrap();
+    assert!(full.starts_with("# news.fetch_latest\n"), "{full}");
+    assert!(full.contains("def fetch_latest(\n"), "{full}");
+    assert!(full.contains("limit: Optional[int] = None"), "{full}");
+    let names = result["names"].as_str().unwrap();
+    assert_eq!(names.lines().count(), 3, "{names}");
+    assert!(
+        names.lines().nth(2).unwrap().contains("1 more match"),
+        "{names}"
+    );
+    let api = result["api"].as_str().unwrap();
+    assert_eq!(result["api_error"], false);
+    assert!(api.contains("`from mcp_tools import news`"), "{api}");
+    for method in ["def fetch_latest(", "def get_article(", "def search("] {
+        assert!(api.contains(method), "{method} missing:\n{api}");
+    }
+    assert!(api.contains("class FetchLatestResult(TypedDict)"), "{api}");
+    assert!(!api.contains("summarize"), "{api}");
+    assert_eq!(result["missing_error"], true);
+    assert!(result["missing"]
+        .as_str()
+        .unwrap()
+        .contains("news, summarizer"));
+}
+
+#[test]
+fn the_stub_module_is_a_resource() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        listed = (await c.list_resources()).resources
+        read = await c.read_resource("codemode://mcp_tools.py")
+        done({"uris": [str(r.uri) for r in listed], "mime": read.contents[0].mime_type, "text": read.contents[0].text})
+"#,
+        &[],
+    );
+    assert_eq!(result["uris"], json!(["codemode://mcp_tools.py"]));
+    assert_eq!(result["mime"], "text/x-python");
+    let generated = work
+        .codemode()
+        .args(["gen-bridge", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        result["text"].as_str().unwrap(),
+        String::from_utf8_lossy(&generated.stdout),
+        "the resource is the module gen-bridge writes"
+    );
+}
+
+#[test]
+fn stdout_carries_only_the_protocol_and_logs_go_to_stderr() {
+    let work = Workdir::with_config(&serve_config());
+    let mut command = Command::new(codemode_bin());
+    let output = command
+        .current_dir(work.path())
+        .args(["-v", "--config"])
+        .arg(work.config())
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            for line in [
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}),
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+                json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search_tools", "arguments": {"query": "news"}}}),
+            ] {
+                writeln!(stdin, "{line}")?;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Requests are answered concurrently, so in any order.
+    let mut ids: Vec<u64> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|_| panic!("not JSON-RPC on stdout: {l:?}"))["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3], "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("codemode serve: MCP on stdio"), "{stderr}");
+    assert!(
+        output.status.success(),
+        "closing stdin ends the server cleanly: {stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_errors_the_model_can_read() {
+    let work = Workdir::with_config(&serve_config());
+    let mut mcp = serve_stdio(&work, &["--max-timeout", "1m"]);
+    let (text, is_error, _) = mcp.call("execute_python", json!({}));
+    assert!(is_error && text.contains("`code`"), "{text}");
+    let (text, is_error, _) = mcp.call(
+        "execute_python",
+        json!({"code": "print(1)", "timeout_s": 3600}),
+    );
+    assert!(is_error && text.contains("at most 60"), "{text}");
+    let (text, is_error, _) = mcp.call(
+        "search_tools",
+        json!({"query": "x", "detail": "everything"}),
+    );
+    assert!(
+        is_error && text.contains("`name`, `summary` or `full`"),
+        "{text}"
+    );
+    let line = mcp.request_raw(
+        "tools/call",
+        json!({"name": "no_such_tool", "arguments": {}}),
+    );
+    assert!(
+        line.contains("\"error\"") && line.contains("no tool `no_such_tool`"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_server_that_fails_to_start_is_left_out_and_named() {
+    let config = format!(
+        "{}\n[servers.broken]\ncommand = \"/nonexistent/mcp-server\"\n",
+        serve_config()
+    );
+    let work = Workdir::with_config(&config);
+    let mut mcp = serve_stdio(&work, &[]);
+    let tools = mcp.request("tools/list", json!({}));
+    let index = tools["tools"][0]["description"].as_str().unwrap();
+    assert!(index.contains("news.fetch_latest"), "{index}");
+    assert!(!index.contains("broken"), "{index}");
+    let (text, _, _) = mcp.call("search_tools", json!({"query": "anything at all"}));
+    assert!(
+        text.contains("did not answer at startup") && text.contains("broken"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Streamable HTTP.
+// ---------------------------------------------------------------------------
+
+const HTTP_CLIENT: &str = r#"
+async def main():
+    out = {}
+    for mode in ["auto", "legacy"]:
+        async with client(mode) as c:
+            tools = (await c.list_tools()).tools
+            read = await c.read_resource("codemode://mcp_tools.py")
+            r = await c.call_tool("search_tools", {"query": "keywords"})
+            out[mode] = {"tools": sorted(t.name for t in tools), "module": len(read.contents[0].text), "search": text(r)}
+    done(out)
+"#;
+
+#[test]
+fn a_python_client_over_http_sees_the_same_tools_and_resource() {
+    let Some(python) = mcp_python() else { return };
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let result = python_client(&python, &server.url, HTTP_CLIENT, &[]);
+    for mode in ["auto", "legacy"] {
+        assert_eq!(
+            result[mode]["tools"],
+            json!(["execute_python", "get_api", "search_tools"]),
+            "{mode}"
+        );
+        assert!(result[mode]["module"].as_u64().unwrap() > 1000);
+        assert!(result[mode]["search"]
+            .as_str()
+            .unwrap()
+            .starts_with("summarizer.keywords:"));
+    }
+}
+
+/// One raw HTTP request; the status code and body.
+fn raw_post(addr: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String) {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (key, value) in headers {
+        head.push_str(&format!("{key}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+}
+
+#[test]
+fn with_a_token_http_clients_must_present_it() {
+    let token = "serve-test-token-5f1c9a";
+    let server = ServeProcess::start(&serve_config(), &[], &[("CODEMODE_SERVE_TOKEN", token)]);
+    let addr = server.addr();
+    let (status, text) = raw_post(&addr, &[], &initialize());
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("CODEMODE_SERVE_TOKEN"), "{text}");
+    let (status, _) = raw_post(&addr, &[("Authorization", "Bearer wrong")], &initialize());
+    assert_eq!(status, 401);
+    let bearer = format!("Bearer {token}");
+    let (status, text) = raw_post(&addr, &[("Authorization", &bearer)], &initialize());
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        !server.stderr().contains(token),
+        "the token must not be logged"
+    );
+
+    let Some(python) = mcp_python() else { return };
+    let result = python_client(
+        &python,
+        &server.url,
+        HTTP_CLIENT,
+        &[("CODEMODE_TEST_TOKEN", token)],
+    );
+    assert_eq!(result["auto"]["tools"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn foreign_hosts_and_browser_origins_are_refused() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let addr = server.addr();
+    let (status, text) = raw_post(&addr, &[("Host", "attacker.example")], &initialize());
+    assert!(
+        (400..500).contains(&status),
+        "a rebinding Host must be refused: {text}"
+    );
+    let (status, text) = raw_post(
+        &addr,
+        &[("Origin", "https://attacker.example")],
+        &initialize(),
+    );
+    assert!(
+        (400..500).contains(&status),
+        "a web page must not drive the server: {text}"
+    );
+    let (status, text) = raw_post(&addr, &[], &initialize());
+    assert_eq!(status, 200, "{text}");
+}
+
+#[test]
+fn named_hosts_and_origins_are_let_in() {
+    let server = ServeProcess::start(
+        &serve_config(),
+        &[
+            "--allow-host",
+            "codemode.lan",
+            "--allow-origin",
+            "http://localhost:6274",
+        ],
+        &[],
+    );
+    let addr = server.addr();
+    let (status, text) = raw_post(&addr, &[("Host", "codemode.lan")], &initialize());
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = raw_post(&addr, &[("Origin", "http://localhost:6274")], &initialize());
+    assert_eq!(status, 200, "{text}");
+}
+
+#[test]
+fn an_address_reachable_from_other_machines_needs_a_token() {
+    let work = Workdir::with_config(&serve_config());
+    let output = work
+        .codemode()
+        .env_remove("CODEMODE_SERVE_TOKEN")
+        .args(["serve", "--http", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CODEMODE_SERVE_TOKEN"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// Token figures and one-call discovery at scale.
+// ---------------------------------------------------------------------------
+
+fn tokens(text: &str) -> usize {
+    use std::sync::OnceLock;
+    static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
+    BPE.get_or_init(|| tiktoken_rs::o200k_base().unwrap())
+        .encode_with_special_tokens(text)
+        .len()
+}
+
+fn many_tools_config(n: usize) -> String {
+    format!(
+        "[servers.crm]\ncommand = {:?}\nargs = [{:?}, \"{n}\"]\n\n[sandbox]\nbackend = \"native\"\n",
+        common::python(),
+        repo().join("tests/fixtures/many_tools_server.py")
+    )
+}
+
+/// Tokens of a server's own `tools/list` answer, as a client would read it.
+fn direct_tokens(command: &str, args: &[String]) -> (usize, usize) {
+    let mut cmd = Command::new(command);
+    cmd.args(args);
+    let mut mcp = StdioMcp::start(cmd);
+    let line = mcp.request_raw("tools/list", json!({}));
+    let tools = serde_json::from_str::<Value>(&line).unwrap()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .len();
+    (tokens(&line), tools)
+}
+
+fn serve_tokens(config: &str) -> usize {
+    let work = Workdir::with_config(config);
+    let mut mcp = serve_stdio(&work, &[]);
+    tokens(&mcp.request_raw("tools/list", json!({})))
+}
+
+#[test]
+fn tools_list_stays_small_however_many_tools_are_wrapped() {
+    let mut rows = Vec::new();
+    let (news, news_tools) =
+        direct_tokens(common::example_bin("news-server").to_str().unwrap(), &[]);
+    let (summarizer, summarizer_tools) = direct_tokens(
+        common::example_bin("summarizer-server").to_str().unwrap(),
+        &[],
+    );
+    rows.push((
+        "examples (news + summarizer)".to_string(),
+        news_tools + summarizer_tools,
+        news + summarizer,
+        serve_tokens(&serve_config()),
+    ));
+    for n in [10, 100, 1000] {
+        let fixture = repo().join("tests/fixtures/many_tools_server.py");
+        let (direct, tools) = direct_tokens(
+            &common::python(),
+            &[fixture.display().to_string(), n.to_string()],
+        );
+        assert_eq!(tools, n);
+        rows.push((
+            format!("generated, {n} tools"),
+            n,
+            direct,
+            serve_tokens(&many_tools_config(n)),
+        ));
+    }
+
+    println!("\ntools/list tokens (o200k_base), whole JSON-RPC answer:");
+    println!(
+        "{:<30} {:>6} {:>12} {:>14} {:>8}",
+        "wrapped", "tools", "directly", "codemode serve", "ratio"
+    );
+    for (label, tools, direct, served) in &rows {
+        println!(
+            "{label:<30} {tools:>6} {direct:>12} {served:>14} {:>7.1}x",
+            *direct as f64 / *served as f64
+        );
+    }
+    let (_, _, direct_1000, served_1000) = rows.last().unwrap();
+    assert!(
+        *served_1000 < 1500,
+        "codemode's tools/list at 1,000 tools: {served_1000} tokens"
+    );
+    assert!(
+        *direct_1000 > 100_000,
+        "the fixture should be realistic: {direct_1000}"
+    );
+    for (label, _, _, served) in &rows {
+        assert!(*served < 1500, "{label}: {served}");
+    }
+}
+
+#[test]
+fn search_tools_finds_any_of_a_thousand_tools_in_one_call() {
+    let work = Workdir::with_config(&many_tools_config(1000));
+    let mut mcp = serve_stdio(&work, &[]);
+    let listed = mcp.request("tools/list", json!({}));
+    let index = listed["tools"][0]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(index.contains("1000 tools"), "{index}");
+    assert!(index.contains("crm (1000 tools) about "), "{index}");
+
+    // Every tool, by its name: first in the answer.
+    let fixture = repo().join("tests/fixtures/many_tools_server.py");
+    let mut direct = Command::new(common::python());
+    direct.arg(&fixture).arg("1000");
+    let names: Vec<String> = serde_json::from_str::<Value>(
+        &StdioMcp::start(direct).request_raw("tools/list", json!({})),
+    )
+    .unwrap()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    let started = Instant::now();
+    for name in &names {
+        let (text, is_error, _) = mcp.call(
+            "search_tools",
+            json!({"query": name, "detail": "name", "limit": 3}),
+        );
+        assert!(!is_error);
+        assert_eq!(
+            text.lines().next(),
+            Some(format!("crm.{name}").as_str()),
+            "query {name}:\n{text}"
+        );
+    }
+    println!(
+        "search_tools found each of {} tools first by name, {:.2} ms a call",
+        names.len(),
+        started.elapsed().as_secs_f64() * 1000.0 / names.len() as f64
+    );
+
+    // And by what they do, in a model's words.
+    for (query, expected) in [
+        ("export invoice items as CSV", "crm.export_invoice_item"),
+        ("restore an archived webhook", "crm.restore_webhook"),
+        ("who changed this deployment", "crm.history_of_deployment"),
+        ("assign ticket to a team", "crm.assign_ticket"),
+    ] {
+        let (text, _, _) = mcp.call(
+            "search_tools",
+            json!({"query": query, "detail": "summary", "limit": 5}),
+        );
+        assert!(
+            text.lines()
+                .take(6)
+                .any(|l| l.starts_with(&format!("{expected}:"))),
+            "{query:?} should find {expected}:\n{text}"
+        );
+    }
+    let (text, _, _) = mcp.call(
+        "search_tools",
+        json!({"query": "create_invoice", "detail": "full", "limit": 1}),
+    );
+    assert!(
+        text.contains("def create_invoice(") && text.contains("workspace_id: str"),
+        "{text}"
+    );
+
+    // A thousand methods' API would flood the context: get_api outlines it.
+    let (text, is_error, _) = mcp.call("get_api", json!({"server": "crm"}));
+    assert!(!is_error);
+    assert!(
+        text.contains("too long to send at once"),
+        "{}",
+        &text[..500]
+    );
+    assert!(
+        text.contains("crm.list_issue: List issues"),
+        "{}",
+        &text[..500]
+    );
+    assert!(tokens(&text) <= 12_500, "{}", tokens(&text));
+}
+
+// ---------------------------------------------------------------------------
+// Discovery inside the sandbox: the bridge's /search.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn mcp_tools_search_in_a_script_gives_what_search_tools_gives() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    let dir = bridge.work.path();
+    let output = common::codemode()
+        .current_dir(dir)
+        .arg("--config")
+        .arg(bridge.work.config())
+        .args(["gen-bridge", "-o", "mcp_tools.py"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let code = r#"
+import mcp_tools
+print(mcp_tools.search("latest news"), end="")
+print("=====")
+print(mcp_tools.search("summarize", detail="full", limit=1), end="")
+print("=====")
+try:
+    mcp_tools.search("x", detail="everything")
+except mcp_tools.ToolError as e:
+    print(e.kind)
+"#;
+    let (status, stdout, stderr) = common::run_python(dir, code, &bridge.url_unix(), &bridge.token);
+    assert_eq!(status, 0, "{stderr}");
+    let parts: Vec<&str> = stdout.split("=====\n").collect();
+    assert!(parts[0].starts_with("news.fetch_latest: "), "{stdout}");
+    assert!(parts[1].contains("def summarize("), "{stdout}");
+    assert_eq!(parts[2].trim(), "invalid_arguments");
+
+    let work = Workdir::with_config(&examples_config());
+    let mut mcp = serve_stdio(&work, &[]);
+    let (served, _, _) = mcp.call("search_tools", json!({"query": "latest news"}));
+    assert_eq!(parts[0], served, "the same matches, the same text");
+
+    let (status, _, stderr) = common::run_python(
+        dir,
+        "import mcp_tools; mcp_tools.search('news')",
+        &bridge.url_unix(),
+        "wrong",
+    );
+    assert_ne!(status, 0);
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+}
+
+#[test]
+fn the_search_endpoint_lists_only_what_the_grant_allows() {
+    let bridge = BridgeProcess::start(&examples_config(), &["--allow", "news.search"]);
+    let (status, body) = common::http(
+        &bridge.url_tcp(),
+        "GET",
+        "/search?q=&detail=name",
+        Some(&bridge.token),
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["result"], "news.search\n");
+    let (status, _) = common::http(&bridge.url_tcp(), "GET", "/search?q=news", None, b"");
+    assert_eq!(status, 401);
+    let (status, body) = common::http(
+        &bridge.url_tcp(),
+        "GET",
+        "/search?q=news&limit=lots",
+        Some(&bridge.token),
+        b"",
+    );
+    assert_eq!(status, 400, "{body}");
+}
+
+// ---------------------------------------------------------------------------
+// Execution (the native sandbox).
+// ---------------------------------------------------------------------------
+
+const NEWS_SCRIPT: &str = r#"
+from mcp_tools import news, summarizer
+articles = news.fetch_latest(category="technology", limit=2)["articles"]
+for a in articles:
+    s = summarizer.summarize(text=a["body"], max_sentences=1)["summary"]
+    print(a["title"], "|", len(s) > 0)
+"#;
+
+#[test]
+fn code_calls_a_wrapped_server_over_stdio() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        &format!(
+            r#"
+SCRIPT = {NEWS_SCRIPT:?}
+async def main():
+    async with client() as c:
+        r = await c.call_tool("execute_python", {{"code": SCRIPT}})
+        done({{"error": r.is_error, "text": text(r), "report": r.structured_content}})
+"#
+        ),
+        &[],
+    );
+    let report = &result["report"];
+    assert_eq!(result["error"], false, "{result}");
+    assert_eq!(report["success"], true, "{report}");
+    assert_eq!(report["exit_code"], 0);
+    assert_eq!(report["sandbox"], "native");
+    assert_eq!(
+        report["tool_calls"].as_array().unwrap().len(),
+        3,
+        "{report}"
+    );
+    assert_eq!(
+        report["stdout"].as_str().unwrap().lines().count(),
+        2,
+        "{report}"
+    );
+    let text = result["text"].as_str().unwrap();
+    assert!(text.contains("| True\n"), "{text}");
+    assert!(
+        text.contains("[exit code 0,") && text.contains("3 tool calls]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn printed_lines_reach_the_client_while_the_code_runs() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+SCRIPT = "import sys, time\nprint('first')\nprint('oops', file=sys.stderr)\ntime.sleep(2)\nprint('second')\n"
+async def main():
+    seen = []
+    async def on_progress(progress, total, message):
+        seen.append({"at": time.monotonic(), "message": message, "progress": progress})
+    async with client() as c:
+        r = await c.call_tool("execute_python", {"code": SCRIPT}, progress_callback=on_progress)
+        ended = time.monotonic()
+        done({"seen": [dict(s, before_end=ended - s["at"]) for s in seen], "error": r.is_error})
+"#,
+        &[],
+    );
+    let seen = result["seen"].as_array().unwrap();
+    let messages: Vec<&str> = seen
+        .iter()
+        .map(|s| s["message"].as_str().unwrap())
+        .collect();
+    // stdout and stderr are read apart, so only each stream's own order is fixed.
+    let at = |m: &str| messages.iter().position(|x| *x == m);
+    assert!(at("stderr: oops").is_some(), "{result}");
+    assert!(at("first").unwrap() < at("second").unwrap(), "{result}");
+    assert_eq!(messages.len(), 3, "{result}");
+    assert!(
+        seen[at("first").unwrap()]["before_end"].as_f64().unwrap() > 1.0,
+        "the first line arrived while the code ran: {result}"
+    );
+    let progress: Vec<f64> = seen
+        .iter()
+        .map(|s| s["progress"].as_f64().unwrap())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress increases: {progress:?}"
+    );
+}
+
+#[test]
+fn without_a_progress_token_lines_come_as_log_messages() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+logs = []
+async def on_log(params):
+    logs.append({"level": params.level, "logger": params.logger, "data": params.data})
+async def main():
+    async with client(logging_callback=on_log) as c:
+        r = await c.call_tool("execute_python", {"code": "print('hello')"})
+        await anyio.sleep(0.2)
+        done({"logs": logs, "error": r.is_error})
+"#,
+        &[],
+    );
+    assert_eq!(
+        result["logs"],
+        json!([{"level": "info", "logger": "stdout", "data": "hello"}]),
+        "{result}"
+    );
+}
+
+#[test]
+fn a_run_past_its_time_limit_is_stopped_and_says_so() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        t0 = time.monotonic()
+        r = await c.call_tool("execute_python", {"code": "import time\nprint('waiting')\ntime.sleep(30)", "timeout_s": 1.5})
+        done({"error": r.is_error, "report": r.structured_content, "text": text(r), "took": time.monotonic() - t0})
+"#,
+        &[],
+    );
+    assert_eq!(result["error"], true);
+    assert_eq!(result["report"]["timed_out"], true, "{result}");
+    assert_eq!(result["report"]["stdout"], "waiting\n");
+    assert!(
+        result["text"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s 500ms"),
+        "{result}"
+    );
+    assert!(result["took"].as_f64().unwrap() < 10.0, "{result}");
+}
+
+/// Cancels a slow run once it has printed, then times a quick one. With
+/// one run at a time, the quick one is fast only if the cancel killed the
+/// slow one and freed its slot.
+const CANCEL_CLIENT: &str = r#"
+SLOW = "import time\nprint('started', flush=True)\ntime.sleep(60)\nprint('never')"
+async def main():
+    async with client(MODE) as c:
+        started = anyio.Event()
+        async def on_progress(progress, total, message):
+            if message and "started" in message:
+                started.set()
+        async with anyio.create_task_group() as tg:
+            async def slow():
+                await c.call_tool("execute_python", {"code": SLOW}, progress_callback=on_progress)
+            tg.start_soon(slow)
+            with anyio.fail_after(30):
+                await started.wait()
+            tg.cancel_scope.cancel()
+        t0 = time.monotonic()
+        r = await c.call_tool("execute_python", {"code": "print('after')"})
+        done({"after": text(r), "took": time.monotonic() - t0})
+"#;
+
+#[test]
+fn a_cancelled_call_kills_its_run() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let body = format!("MODE = 'legacy'\n{CANCEL_CLIENT}");
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &["--max-concurrent", "1"]),
+        &body,
+        &[],
+    );
+    assert!(
+        result["after"].as_str().unwrap().starts_with("after\n"),
+        "{result}"
+    );
+    assert!(
+        result["took"].as_f64().unwrap() < 15.0,
+        "the slow run was not killed: {result}"
+    );
+}
+
+#[test]
+fn several_runs_go_at_once() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        outputs = {}
+        async def one(i):
+            r = await c.call_tool("execute_python", {"code": f"import time\ntime.sleep(2)\nprint({i})"})
+            outputs[i] = text(r).splitlines()[0]
+        t0 = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(one, i)
+        done({"outputs": outputs, "took": time.monotonic() - t0})
+"#,
+        &[],
+    );
+    assert_eq!(result["outputs"], json!({"0": "0", "1": "1", "2": "2"}));
+    assert!(
+        result["took"].as_f64().unwrap() < 5.5,
+        "they ran one after another: {result}"
+    );
+}
+
+#[test]
+fn code_searches_for_tools_from_inside_the_sandbox() {
+    let work = Workdir::with_config(&serve_config());
+    let mut mcp = serve_stdio(&work, &[]);
+    let (text, is_error, result) = mcp.call(
+        "execute_python",
+        json!({"code": "import mcp_tools\nprint(mcp_tools.search('summarize', detail='name'))"}),
+    );
+    assert!(!is_error, "{result}");
+    assert!(text.starts_with("summarizer.summarize\n"), "{text}");
+}
+
+#[test]
+fn over_http_code_runs_times_out_and_is_cancelled() {
+    let Some(python) = mcp_python() else { return };
+    let server = ServeProcess::start(&serve_config(), &["--max-concurrent", "1"], &[]);
+    let result = python_client(
+        &python,
+        &server.url,
+        &format!(
+            r#"
+SCRIPT = {NEWS_SCRIPT:?}
+async def main():
+    out = {{}}
+    for mode in ["auto", "legacy"]:
+        async with client(mode) as c:
+            r = await c.call_tool("execute_python", {{"code": SCRIPT}})
+            t = await c.call_tool("execute_python", {{"code": "import time\ntime.sleep(30)", "timeout_s": 1}})
+            out[mode] = {{"calls": len(r.structured_content["tool_calls"]), "ok": r.structured_content["success"], "timed_out": t.structured_content["timed_out"]}}
+    done(out)
+"#
+        ),
+        &[],
+    );
+    for mode in ["auto", "legacy"] {
+        assert_eq!(
+            result[mode],
+            json!({"calls": 3, "ok": true, "timed_out": true}),
+            "{mode}: {result}"
+        );
+    }
+    for mode in ["auto", "legacy"] {
+        let body = format!("MODE = {mode:?}\n{CANCEL_CLIENT}");
+        let result = python_client(&python, &server.url, &body, &[]);
+        assert!(
+            result["took"].as_f64().unwrap() < 15.0,
+            "{mode}: the slow run was not killed: {result}"
+        );
+    }
+}
