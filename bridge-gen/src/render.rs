@@ -275,7 +275,7 @@ fn header(plans: &[ServerPlan]) -> String {
 
 fn all_list(plans: &[ServerPlan]) -> String {
     let mut names: Vec<&str> = plans.iter().map(|s| s.attr.as_str()).collect();
-    names.extend(["call", "ToolError", "BridgeError"]);
+    names.extend(["call", "search", "ToolError", "BridgeError"]);
     let mut out = String::from("__all__ = [\n");
     for name in names {
         out.push_str(&format!("    {},\n", literal::string(name)));

@@ -236,11 +236,11 @@ fn duplicate_names_keep_the_first_occurrence() {
 }
 
 #[test]
-fn all_lists_servers_call_and_the_errors() {
+fn all_lists_servers_call_search_and_the_errors() {
     let m = module(json!([{"name": "news_api", "tools": []}]));
     assert_has(
         &m,
-        "__all__ = [\n    \"news_api\",\n    \"call\",\n    \"ToolError\",\n    \"BridgeError\",\n]\n",
+        "__all__ = [\n    \"news_api\",\n    \"call\",\n    \"search\",\n    \"ToolError\",\n    \"BridgeError\",\n]\n",
     );
 }
 

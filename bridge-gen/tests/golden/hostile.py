@@ -1477,6 +1477,7 @@ __all__ = [
     "str_",
     "unicode_codemode_tool_forged_line_2222222222222222",
     "call",
+    "search",
     "ToolError",
     "BridgeError",
 ]

@@ -480,6 +480,7 @@ __all__ = [
     "news_api",
     "summarizer",
     "call",
+    "search",
     "ToolError",
     "BridgeError",
 ]

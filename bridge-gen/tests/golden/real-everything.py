@@ -606,6 +606,7 @@ everything = _EverythingServer()
 __all__ = [
     "everything",
     "call",
+    "search",
     "ToolError",
     "BridgeError",
 ]

@@ -430,6 +430,7 @@ fetch = _FetchServer()
 __all__ = [
     "fetch",
     "call",
+    "search",
     "ToolError",
     "BridgeError",
 ]

@@ -696,6 +696,7 @@ filesystem = _FilesystemServer()
 __all__ = [
     "filesystem",
     "call",
+    "search",
     "ToolError",
     "BridgeError",
 ]

@@ -610,6 +610,7 @@ git = _GitServer()
 __all__ = [
     "git",
     "call",
+    "search",
     "ToolError",
     "BridgeError",
 ]

@@ -453,6 +453,7 @@ time = _TimeServer()
 __all__ = [
     "time",
     "call",
+    "search",
     "ToolError",
     "BridgeError",
 ]
