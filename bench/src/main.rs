@@ -2,6 +2,7 @@
 //! measured in one run against its baselines (a direct MCP client, and a new
 //! MCP session per call), so every figure printed is comparable with the others.
 
+mod exec;
 mod http;
 mod process;
 mod report;
@@ -20,10 +21,13 @@ use serde_json::{json, Value};
 use process::{Bridge, TempDir};
 use stats::{micros, Summary};
 
-const USAGE: &str = "usage: codemode-bench bridge [--quick] [--json FILE]
+const USAGE: &str = "usage: codemode-bench (bridge|exec) [--quick] [--json FILE]
 
-Measures tool calls through `codemode bridge` against a direct MCP client and
-against a new MCP session per call. Needs the release binaries:
+bridge: tool calls through `codemode bridge` against a direct MCP client and
+        against a new MCP session per call.
+exec:   a hello-world `codemode exec` in the native and Docker sandboxes
+        against bare `python3 -c` and bare `docker run --rm`.
+Needs the release binaries:
   cargo build --release --workspace
   cargo run --release -p codemode-bench -- bridge";
 
@@ -109,17 +113,25 @@ impl From<String> for Failure {
 }
 
 struct Args {
+    exec: bool,
     quick: bool,
     json: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let outcome = parse_args().and_then(|args| {
-        let results = run(Plan::new(args.quick))?;
-        print!("{}", report::table(&results));
+        let json = if args.exec {
+            let codemode = locate_binaries()?.codemode;
+            let figures = exec::run(&codemode, args.quick)?;
+            print!("{}", exec::table(&figures));
+            exec::json(&figures)
+        } else {
+            let results = run(Plan::new(args.quick))?;
+            print!("{}", report::table(&results));
+            report::json(&results)
+        };
         if let Some(path) = &args.json {
-            let text =
-                serde_json::to_string_pretty(&report::json(&results)).map_err(|e| e.to_string())?;
+            let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
             std::fs::write(path, text + "\n")
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             eprintln!("wrote {}", path.display());
@@ -141,8 +153,9 @@ fn main() -> ExitCode {
 
 fn parse_args() -> Result<Args, Failure> {
     let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("bridge") => {}
+    let exec = match args.next().as_deref() {
+        Some("bridge") => false,
+        Some("exec") => true,
         Some("-h" | "--help") => {
             println!("{USAGE}");
             std::process::exit(0);
@@ -153,8 +166,9 @@ fn parse_args() -> Result<Args, Failure> {
             )))
         }
         None => return Err(Failure::Setup(USAGE.into())),
-    }
+    };
     let mut parsed = Args {
+        exec,
         quick: false,
         json: None,
     };
