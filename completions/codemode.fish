@@ -84,8 +84,22 @@ complete -c codemode -n "__fish_codemode_using_subcommand exec" -s v -l verbose 
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -s m -l model -d 'The model as PROVIDER/MODEL: openai/... (any OpenAI-compatible API) or anthropic/... (default: [llm] model)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l max-steps -d 'Model turns before giving up (default: [llm] max_steps, else 5)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l temperature -d 'Sampling temperature (default: [llm] temperature)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l save-trace -d 'Also write the trace as JSON to this file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l sandbox -d 'Where scripts run (default: [sandbox] backend)' -r -f -a "auto\t''
+docker\t''
+native\t''"
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l timeout -d 'Time limit of each script, like 30s (default: [sandbox] timeout)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l server -d 'Only these servers (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l confirm -d 'Show each script and ask before running it (needs a terminal, or --yes)'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -s y -l yes -d 'With --confirm: run every script without asking (for scripts and CI)'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l dry-run -d 'Print the first script the model writes and stop without running it'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l json -d 'Print the answer and the whole trace as one JSON object on stdout'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s h -l help -d 'Print help'

@@ -94,8 +94,19 @@ sandbox; the host environment and every secret in it stay out.")]
     Exec(ExecArgs),
 
     /// Give a task to an LLM that writes and runs code until it has an answer
-    #[command(after_help = "Example:\n  codemode ask \"Fetch the latest news and summarize it\"")]
-    Ask(PassThroughArgs),
+    #[command(after_help = "\
+Examples:
+  codemode ask \"Fetch the latest news and summarize it\"
+  codemode ask --model anthropic/claude-sonnet-4-5 --confirm \"Which sections have news today?\"
+  OPENAI_BASE_URL=http://localhost:11434/v1 codemode ask --model openai/llama3.1 \"...\"
+  codemode ask --dry-run \"...\"              print the first script, run nothing
+  codemode ask --json --save-trace run.json \"...\"
+
+The answer goes to stdout; each step (reasoning, code, output, tool calls) to stderr.
+Keys come from OPENAI_API_KEY or ANTHROPIC_API_KEY and never enter the sandbox.
+Exit status: 0 answered, 2 usage or configuration (a missing key, an unknown model),
+4 the provider failed, 5 no answer within --max-steps.")]
+    Ask(AskArgs),
 
     /// Serve `execute_python` and tool discovery as one MCP server over all the others
     #[command(after_help = "\
@@ -354,12 +365,59 @@ pub struct InitArgs {
     pub inline_secrets: bool,
 }
 
-/// Arguments of subcommands that are not built yet: accepted, so that `--help`
-/// works and scripts get a clear message rather than a parse error.
 #[derive(Debug, Args)]
-pub struct PassThroughArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
+pub struct AskArgs {
+    /// What to do, in words; `-` reads it from stdin
+    #[arg(value_name = "TASK")]
+    pub task: String,
+
+    /// The model as PROVIDER/MODEL: openai/... (any OpenAI-compatible API) or anthropic/... (default: [llm] model)
+    #[arg(long, short, value_name = "PROVIDER/MODEL")]
+    pub model: Option<String>,
+
+    /// Model turns before giving up (default: [llm] max_steps, else 5)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_steps: Option<u32>,
+
+    /// Sampling temperature (default: [llm] temperature)
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+
+    /// Show each script and ask before running it (needs a terminal, or --yes)
+    #[arg(long)]
+    pub confirm: bool,
+
+    /// With --confirm: run every script without asking (for scripts and CI)
+    #[arg(long, short)]
+    pub yes: bool,
+
+    /// Print the first script the model writes and stop without running it
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the answer and the whole trace as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the trace as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    pub save_trace: Option<PathBuf>,
+
+    /// Where scripts run (default: [sandbox] backend)
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub sandbox: Option<crate::sandbox::Choice>,
+
+    /// Time limit of each script, like 30s (default: [sandbox] timeout)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// Only these servers (repeatable)
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+
+    /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
+    #[arg(long, value_name = "SERVER.TOOL")]
+    pub allow: Vec<String>,
 }
 
 #[cfg(test)]

@@ -64,7 +64,6 @@ pub struct Config {
     // `exec` and `ask`.
     #[allow(dead_code)]
     pub sandbox: SandboxConfig,
-    #[allow(dead_code)]
     pub llm: LlmConfig,
 }
 
@@ -138,11 +137,26 @@ impl Default for SandboxConfig {
     }
 }
 
+/// `[llm]`: what `ask` talks to. API keys are never read from here: they
+/// come from the environment only, so a config file can be shared.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
+    /// `provider/model`: `openai/gpt-4o-mini`, `anthropic/claude-sonnet-4-5`.
     pub model: String,
     pub temperature: f64,
+    /// Model turns `ask` may take before giving up.
+    pub max_steps: u32,
+    /// The provider's base URL; `OPENAI_BASE_URL` / `ANTHROPIC_BASE_URL` win over it.
+    pub api_base: Option<String>,
+    /// Bound on one request to the provider.
+    #[serde(with = "duration::required")]
+    pub timeout: Duration,
+    /// Tokens the full stub API may take in the prompt; past that the model
+    /// gets the index and finds signatures with `mcp_tools.search`.
+    pub index_threshold: usize,
+    /// The most tokens one reply may have (Anthropic requires a bound).
+    pub max_tokens: u32,
 }
 
 impl Default for LlmConfig {
@@ -150,6 +164,11 @@ impl Default for LlmConfig {
         LlmConfig {
             model: "openai/gpt-4o-mini".into(),
             temperature: 0.7,
+            max_steps: 5,
+            api_base: None,
+            timeout: Duration::from_secs(120),
+            index_threshold: 4000,
+            max_tokens: 4096,
         }
     }
 }

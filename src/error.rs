@@ -13,6 +13,13 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// An MCP server could not be started or reached.
     pub const UNAVAILABLE: i32 = 3;
+    /// `ask`: the LLM provider failed (unreachable, still busy after the
+    /// retries, a context too long, an answer that is not a completion).
+    /// A missing key, an unknown provider or model, or a rejected key are
+    /// configuration: USAGE.
+    pub const PROVIDER: i32 = 4;
+    /// `ask`: the step budget ran out before the model gave an answer.
+    pub const STEP_BUDGET: i32 = 5;
     /// The script ran past its time limit (as `timeout(1)` reports it).
     pub const TIMEOUT: i32 = 124;
     /// The sandbox could not be set up, so the script did not run.
@@ -34,8 +41,14 @@ pub enum Error {
     },
     #[error("{0}")]
     Sandbox(SandboxError),
-    #[error("`codemode {0}` is not built yet")]
-    NotBuilt(&'static str),
+    #[error("{0}")]
+    Llm(#[from] crate::agent::LlmError),
+    #[error(
+        "no answer after {steps} steps (the step budget); raise --max-steps or simplify the task"
+    )]
+    StepBudget { steps: u32 },
+    #[error("stopped: {0}")]
+    Declined(String),
     #[error("{0}")]
     Usage(String),
     /// The command already reported what happened; only the exit code is left.
@@ -53,7 +66,10 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) => exit::USAGE,
             Error::Mcp(_) | Error::ServersFailed { .. } => exit::UNAVAILABLE,
-            Error::Io { .. } | Error::NotBuilt(_) => exit::FAILURE,
+            Error::Io { .. } | Error::Declined(_) => exit::FAILURE,
+            Error::Llm(err) if err.is_configuration() => exit::USAGE,
+            Error::Llm(_) => exit::PROVIDER,
+            Error::StepBudget { .. } => exit::STEP_BUDGET,
             Error::Sandbox(_) => exit::SANDBOX,
             Error::Reported(code) => *code,
         }

@@ -1,5 +1,6 @@
 //! `codemode`: code mode for MCP. Dispatch, logging, and the exit code.
 
+mod agent;
 mod bridge;
 mod catalog;
 mod cli;
@@ -53,7 +54,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Tools(args) => block_on(tools::run(&ctx, &args)),
         Command::Bridge(args) => block_on(bridge::standalone::run(&ctx, &args)),
         Command::Exec(args) => block_on(exec::run(&ctx, &args)),
-        Command::Ask(_) => Err(Error::NotBuilt("ask")),
+        Command::Ask(args) => block_on(agent::run(&ctx, &args)),
         Command::Serve(args) => block_on(serve::run(&ctx, &args)),
         Command::Init(args) => init::run(&ctx, &args),
     }

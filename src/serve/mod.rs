@@ -8,9 +8,9 @@
 //! lists, the stub module, the index), and the servers stay warm for every
 //! run after that.
 
-mod api;
+pub(crate) mod api;
 mod handler;
-mod index;
+pub(crate) mod index;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,108 @@
+//! The record of one `ask`: every step's reply, code, checks, run and
+//! timings. `--json` prints it; `--save-trace` writes it. It holds what the
+//! model and the sandbox said, never a key or a header.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::bridge::CallRecord;
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Answered,
+    DryRun,
+    StepBudgetExhausted,
+    ProviderFailed,
+    Declined,
+    Interrupted,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Trace {
+    pub task: String,
+    pub model: String,
+    pub outcome: Outcome,
+    pub answer: Option<String>,
+    pub max_steps: u32,
+    pub steps: Vec<Step>,
+    pub usage: Usage,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Step {
+    pub step: u32,
+    /// The model's reply as it came.
+    pub reply: String,
+    pub reasoning: Option<String>,
+    pub code: Option<String>,
+    pub answer: Option<String>,
+    /// Why the reply or the code was refused before any run.
+    pub rejected: Option<String>,
+    pub run: Option<Run>,
+    /// What went back to the model for the next step.
+    pub feedback: Option<String>,
+    pub model: ModelCall,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ModelCall {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Run {
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+    pub truncated: bool,
+    pub error: Option<String>,
+    pub tool_calls: Vec<CallRecord>,
+    pub duration_ms: u64,
+}
+
+impl Trace {
+    pub fn add_usage(&mut self, call: &ModelCall) {
+        self.usage.input_tokens += call.input_tokens.unwrap_or(0);
+        self.usage.output_tokens += call.output_tokens.unwrap_or(0);
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Writes the trace to `path` through a temporary file in the same
+    /// directory and a rename: a reader never sees half a trace, and an
+    /// earlier trace survives a failed write.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let context = format!("writing the trace to {}", path.display());
+        let mut file = tempfile::Builder::new()
+            .prefix(".codemode-trace-")
+            .tempfile_in(dir)
+            .map_err(Error::io(context.clone()))?;
+        file.write_all(self.to_json().as_bytes())
+            .and_then(|_| file.write_all(b"\n"))
+            .and_then(|_| file.as_file().sync_all())
+            .map_err(Error::io(context.clone()))?;
+        file.persist(path)
+            .map_err(|e| Error::io(context)(e.error))?;
+        Ok(())
+    }
+}
