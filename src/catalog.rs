@@ -32,9 +32,12 @@ pub async fn collect(
             Ok(tools) => {
                 let kept = tools.iter().filter(|t| spec.allows(&t.name)).count();
                 let note = if kept == tools.len() {
-                    format!("{kept} tools")
+                    crate::text::plural(kept, "tool")
                 } else {
-                    format!("{kept} of {} tools allowed", tools.len())
+                    format!(
+                        "{kept} of {} allowed",
+                        crate::text::plural(tools.len(), "tool")
+                    )
                 };
                 task.succeed(&note);
             }
@@ -92,6 +95,22 @@ pub struct Match<'a> {
 }
 
 impl Catalog {
+    /// Keeps only the tools `allow` (`server.tool` patterns) names, when it
+    /// names any: what a narrowed grant may call is all its stubs show.
+    pub fn narrow(&mut self, allow: &[String]) {
+        if allow.is_empty() {
+            return;
+        }
+        for server in &mut self.servers {
+            let name = server.name.clone();
+            server.tools.retain(|t| {
+                allow
+                    .iter()
+                    .any(|p| crate::config::glob_match(p, &format!("{name}.{}", t.name)))
+            });
+        }
+    }
+
     pub fn tool_count(&self) -> usize {
         self.servers.iter().map(|s| s.tools.len()).sum()
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use bridge_gen::{tool_signature, Detail};
 
 use crate::catalog::{Catalog, Match};
+use crate::text::plural;
 
 /// Matches listed when the caller names no limit.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -143,14 +144,6 @@ pub fn search_text(catalog: &Catalog, query: &str, detail: Detail, limit: usize)
         ));
     }
     out
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 #[cfg(test)]

@@ -18,12 +18,13 @@ use crate::bridge::{
 };
 use crate::catalog;
 use crate::cli::ExecArgs;
-use crate::config::{glob_match, parse_size, Config, ResolvedServer};
+use crate::config::{parse_size, Config, ResolvedServer};
 use crate::context::Context;
 use crate::error::{exit, Error};
 use crate::mcp::Registry;
 use crate::progress::Progress;
 use crate::sandbox::{self, Backend, Limits, OutputSink, RunSpec, Stream};
+use crate::text::human_bytes;
 
 /// Everything one execution needs besides the script.
 pub struct Options {
@@ -183,16 +184,7 @@ impl Runner {
         }
         let (mut catalog, failures) = catalog::collect(&self.registry, &self.specs, progress).await;
         ctx.check_failures(&catalog, failures, allow_partial)?;
-        if !allow.is_empty() {
-            for server in &mut catalog.servers {
-                let name = server.name.clone();
-                server.tools.retain(|t| {
-                    allow
-                        .iter()
-                        .any(|p| glob_match(p, &format!("{name}.{}", t.name)))
-                });
-            }
-        }
+        catalog.narrow(allow);
         Ok(bridge_gen::generate(&catalog.servers))
     }
 
@@ -473,15 +465,6 @@ pub async fn stop_signal() {
     }
 }
 
-fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} bytes"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,12 +488,5 @@ mod tests {
         ] {
             assert_eq!(script_file_name(Path::new(name)), "main.py", "{name}");
         }
-    }
-
-    #[test]
-    fn sizes_are_shown_in_round_units() {
-        assert_eq!(human_bytes(512 << 20), "512 MiB");
-        assert_eq!(human_bytes(1 << 30), "1 GiB");
-        assert_eq!(human_bytes(1000), "1000 bytes");
     }
 }

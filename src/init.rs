@@ -18,6 +18,7 @@ use crate::cli::InitArgs;
 use crate::config::{Config, FILE_NAME};
 use crate::context::Context;
 use crate::error::Error;
+use crate::text::plural;
 
 /// One MCP client config file, where it was found.
 #[derive(Debug, Clone)]
@@ -850,14 +851,6 @@ fn client_entry(
         quote(list),
         body.join(",\n")
     )
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod mcp;
 mod progress;
 mod sandbox;
 mod serve;
+mod text;
 mod tokens;
 mod tools;
 

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, Catalog};
 use crate::cli::AskArgs;
-use crate::config::glob_match;
 use crate::context::Context;
 use crate::error::Error;
 use crate::exec::{stop_signal, Options, Report, Runner};
@@ -127,7 +126,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
         let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
         let (mut catalog, failures) = catalog::collect(runner.registry(), &specs, &progress).await;
         ctx.check_failures(&catalog, failures, true)?;
-        narrow(&mut catalog, &options.allow);
+        catalog.narrow(&options.allow);
         let module = bridge_gen::generate(&catalog.servers);
         let tools = tools_text(&catalog, &module, config.llm.index_threshold, &options);
         let agent = Agent {
@@ -513,20 +512,6 @@ fn tools_text(catalog: &Catalog, module: &str, threshold: usize, options: &Optio
         "{}\nThe full API is too large to show. Find the exact signatures first with a script like:\n    import mcp_tools\n    print(mcp_tools.search(\"words about what you need\", detail=\"full\"))\nthen call them as `from mcp_tools import SERVER` and `SERVER.TOOL(...)`.\n{limits}",
         index::index(&catalog.servers, apis.attrs(), threshold).trim_end()
     )
-}
-
-fn narrow(catalog: &mut Catalog, allow: &[String]) {
-    if allow.is_empty() {
-        return;
-    }
-    for server in &mut catalog.servers {
-        let name = server.name.clone();
-        server.tools.retain(|t| {
-            allow
-                .iter()
-                .any(|p| glob_match(p, &format!("{name}.{}", t.name)))
-        });
-    }
 }
 
 fn read_task(task: &str) -> Result<String, Error> {

@@ -127,27 +127,16 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
             .unwrap_or_else(|| "; token from CODEMODE_BRIDGE_TOKEN".into())
     ));
     bridge
-        .serve(listeners, ConnectionLimits::default(), stop_signal())
+        .serve(
+            listeners,
+            ConnectionLimits::default(),
+            crate::exec::stop_signal(),
+        )
         .await;
     ctx.say("codemode bridge stopping");
     drop(grant);
     registry.shutdown().await;
     Ok(())
-}
-
-/// Resolves on the first SIGINT or SIGTERM.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Writes the token readable by its owner only, replacing any older file.

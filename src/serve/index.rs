@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use bridge_gen::{tool_signature, Detail, ServerTools};
 
+use crate::text::plural;
 use crate::tokens;
 
 /// Verbs and fillers that say what a tool does, not what it is about: left
@@ -183,14 +184,6 @@ fn words(name: &str) -> Vec<String> {
         words.push(word);
     }
     words
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 #[cfg(test)]

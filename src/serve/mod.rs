@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use crate::catalog::{self, Catalog};
 use crate::cli::ServeArgs;
-use crate::config::glob_match;
 use crate::context::Context;
 use crate::error::Error;
 use crate::exec::{stop_signal, Options, Runner};
@@ -79,7 +78,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         // server that fails must not take the others away.
         eprintln!("codemode: warning: {failure}; its tools are left out");
     }
-    narrow(&mut catalog, &options.allow);
+    catalog.narrow(&options.allow);
     let module = bridge_gen::generate(&catalog.servers);
     let apis = api::ServerApis::new(&catalog.servers, &module);
     let tools = handler::tools(&catalog, &apis, &options, max_timeout, args.index_budget);
@@ -101,21 +100,6 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     };
     served.runner.shutdown().await;
     result
-}
-
-/// Keeps only the tools `allow` (`server.tool` patterns) names, when it names any.
-fn narrow(catalog: &mut Catalog, allow: &[String]) {
-    if allow.is_empty() {
-        return;
-    }
-    for server in &mut catalog.servers {
-        let name = server.name.clone();
-        server.tools.retain(|t| {
-            allow
-                .iter()
-                .any(|p| glob_match(p, &format!("{name}.{}", t.name)))
-        });
-    }
 }
 
 async fn serve_stdio(ctx: &Context, served: Arc<Served>) -> Result<(), Error> {
