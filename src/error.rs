@@ -32,7 +32,7 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Mcp(#[from] McpError),
-    #[error("{servers} failed; nothing was written (use --allow-partial to write the rest)")]
+    #[error("{servers} failed (--allow-partial goes on without them)")]
     ServersFailed { servers: String },
     #[error("{context}: {source}")]
     Io {

@@ -377,3 +377,21 @@ fn writing_to_a_pipe_writes_into_it_instead_of_replacing_it() {
         "the pipe was replaced by a file"
     );
 }
+
+#[test]
+fn several_failing_servers_are_all_named_and_nothing_is_written() {
+    let config = format!(
+        "{}\n[servers.ghost]\ncommand = \"/nonexistent/ghost-server\"\n[servers.phantom]\ncommand = \"/nonexistent/phantom-server\"\n",
+        examples_config()
+    );
+    let work = Workdir::with_config(&config);
+    work.codemode()
+        .args(["gen-bridge"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "servers `ghost`, `phantom` failed",
+        ))
+        .stderr(predicate::str::contains("--allow-partial"));
+    assert!(!work.path().join("mcp_tools.py").exists());
+}
