@@ -3,10 +3,14 @@
 //! MCP session per call), so every figure printed is comparable with the others.
 
 mod exec;
+mod genbridge;
 mod http;
+mod memory;
 mod process;
 mod report;
+mod scenario;
 mod stats;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -21,12 +25,20 @@ use serde_json::{json, Value};
 use process::{Bridge, TempDir};
 use stats::{micros, Summary};
 
-const USAGE: &str = "usage: codemode-bench (bridge|exec) [--quick] [--json FILE]
+const USAGE: &str =
+    "usage: codemode-bench (bridge|exec|tokens|scenario|gen-bridge|memory|all) [--quick] [--json FILE]
 
 bridge: tool calls through `codemode bridge` against a direct MCP client and
         against a new MCP session per call.
 exec:   a hello-world `codemode exec` in the native and Docker sandboxes
         against bare `python3 -c` and bare `docker run --rm`.
+tokens: what a model reads in classic tool calling against code mode
+        (o200k_base), for the examples and 10, 100, 1,000 generated tools.
+scenario: examples/news_summary.py end to end with `codemode exec`, against
+        the same script on a long-running bridge.
+gen-bridge: `codemode gen-bridge` for 10 servers of 100 tools each.
+memory: peak RSS of the bridge idle and under load, and of one exec.
+all:    every benchmark above; --json writes one file with every figure.
 Needs the release binaries:
   cargo build --release --workspace
   cargo run --release -p codemode-bench -- bridge";
@@ -113,22 +125,24 @@ impl From<String> for Failure {
 }
 
 struct Args {
-    exec: bool,
+    bench: &'static str,
     quick: bool,
     json: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let outcome = parse_args().and_then(|args| {
-        let json = if args.exec {
-            let codemode = locate_binaries()?.codemode;
-            let figures = exec::run(&codemode, args.quick)?;
-            print!("{}", exec::table(&figures));
-            exec::json(&figures)
+        let json = if args.bench == "all" {
+            let mut all = serde_json::Map::new();
+            for (i, bench) in BENCHES.into_iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                all.insert(bench.into(), run_one(bench, args.quick)?);
+            }
+            Value::Object(all)
         } else {
-            let results = run(Plan::new(args.quick))?;
-            print!("{}", report::table(&results));
-            report::json(&results)
+            run_one(args.bench, args.quick)?
         };
         if let Some(path) = &args.json {
             let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
@@ -151,11 +165,63 @@ fn main() -> ExitCode {
     }
 }
 
+const BENCHES: [&str; 6] = [
+    "bridge",
+    "exec",
+    "tokens",
+    "scenario",
+    "gen-bridge",
+    "memory",
+];
+
+/// Runs one benchmark, prints its table, and returns its figures as JSON.
+fn run_one(bench: &str, quick: bool) -> Result<Value, Failure> {
+    let codemode = locate_binaries()?.codemode;
+    Ok(match bench {
+        "exec" => {
+            let figures = exec::run(&codemode, quick)?;
+            print!("{}", exec::table(&figures));
+            exec::json(&figures)
+        }
+        "tokens" => {
+            let figures = tokens::run(&codemode)?;
+            print!("{}", tokens::table(&figures));
+            tokens::json(&figures)
+        }
+        "scenario" => {
+            let figures = scenario::run(&codemode, quick)?;
+            print!("{}", scenario::table(&figures));
+            scenario::json(&figures)
+        }
+        "gen-bridge" => {
+            let figures = genbridge::run(&codemode, quick)?;
+            print!("{}", genbridge::table(&figures));
+            genbridge::json(&figures)
+        }
+        "memory" => {
+            let figures = memory::run(&codemode, quick)?;
+            print!("{}", memory::table(&figures));
+            memory::json(&figures)
+        }
+        _ => {
+            let results = run(Plan::new(quick))?;
+            print!("{}", report::table(&results));
+            report::json(&results)
+        }
+    })
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn parse_args() -> Result<Args, Failure> {
     let mut args = std::env::args().skip(1);
-    let exec = match args.next().as_deref() {
-        Some("bridge") => false,
-        Some("exec") => true,
+    let bench = match args.next().as_deref() {
+        Some("all") => "all",
+        Some(name) if BENCHES.contains(&name) => {
+            BENCHES.into_iter().find(|b| *b == name).unwrap_or("bridge")
+        }
         Some("-h" | "--help") => {
             println!("{USAGE}");
             std::process::exit(0);
@@ -168,7 +234,7 @@ fn parse_args() -> Result<Args, Failure> {
         None => return Err(Failure::Setup(USAGE.into())),
     };
     let mut parsed = Args {
-        exec,
+        bench,
         quick: false,
         json: None,
     };

@@ -99,6 +99,10 @@ impl Bridge {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr
             .lock()
