@@ -758,4 +758,78 @@ mod tests {
         let err = parse("[sandbox]\ntimeout = \"soon\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Parse { line: 2, .. }), "{err:?}");
     }
+
+    /// Property test (cargo-fuzz needs a nightly toolchain): thousands of
+    /// randomly mutated configs must parse or fail with an error, never panic,
+    /// and so must resolving every server of those that parse.
+    #[test]
+    fn mutated_configs_never_panic() {
+        let seeds: [&str; 5] = [
+            include_str!("../config/codemode.toml"),
+            include_str!("../config/npm-servers.toml"),
+            include_str!("../config/python-servers.toml"),
+            include_str!("../config/remote-http.toml"),
+            "[servers.a]\ncommand = \"x\"\nargs = [\"-v\"]\nenv = { K = \"${K}\" }\nallow = [\"t*\"]\n\
+             call_timeout = \"1s\"\n[servers.b]\nurl = \"https://h/mcp\"\nheaders = { A = \"${T}\" }\n\
+             [sandbox]\nbackend = \"native\"\nmemory = \"512m\"\ncpus = 0.5\npids = 128\ntimeout = \"30s\"\n\
+             [bridge]\nlisten = \"127.0.0.1:1\"\n[llm]\nmodel = \"a/b\"\ntemperature = 0.7\n",
+        ];
+        const TOKENS: [&str; 14] = [
+            "\"",
+            "[",
+            "]",
+            "{",
+            "}",
+            "=",
+            "\n",
+            "${",
+            "\u{e9}",
+            "\u{1f600}",
+            "0.0",
+            "-1",
+            "99999999999999999999",
+            "\"\"\"",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let lookup = |_: &str| Some("value".to_string());
+        for round in 0..4000 {
+            let mut text = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % (text.len() + 1);
+                match next() % 5 {
+                    0 if at < text.len() => text[at] = next() as u8,
+                    1 => text
+                        .splice(at..at, TOKENS[next() as usize % TOKENS.len()].bytes())
+                        .for_each(drop),
+                    2 => {
+                        let end = (at + (next() as usize) % 16).min(text.len());
+                        text.drain(at..end);
+                    }
+                    3 => {
+                        let end = (at + (next() as usize) % 32).min(text.len());
+                        let copy = text[at..end].to_vec();
+                        text.splice(at..at, copy);
+                    }
+                    _ => text.truncate(at),
+                }
+            }
+            let text = String::from_utf8_lossy(&text);
+            let outcome = std::panic::catch_unwind(|| {
+                if let Ok(config) = parse(&text) {
+                    for (name, server) in &config.servers {
+                        let _ = server.resolve(name, &config.base_dir(), &lookup);
+                    }
+                } else if let Err(err) = parse(&text) {
+                    let _ = err.to_string();
+                }
+            });
+            assert!(outcome.is_ok(), "round {round} panicked on:\n{text}");
+        }
+    }
 }

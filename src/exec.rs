@@ -74,9 +74,14 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     let sink = OutputSink::new(options.limits.output_bytes, (!args.json).then(terminal));
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        stop_signal().await;
-        on_signal.cancel();
+    let signalled = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let stopped = stop_signals();
+    tokio::spawn({
+        let signalled = Arc::clone(&signalled);
+        async move {
+            signalled.store(stopped.await, std::sync::atomic::Ordering::SeqCst);
+            on_signal.cancel();
+        }
     });
 
     let runner = Runner::start(ctx, &config, specs, options.backend).await?;
@@ -87,9 +92,12 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
             None => {
                 // Stub generation is routine here: show it only when asked with -v.
                 let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
-                runner
-                    .stubs(ctx, &options.allow, options.allow_partial, &progress)
-                    .await?
+                // A signal while servers start must not wait for their timeouts.
+                tokio::select! {
+                    stubs = runner.stubs(ctx, &options.allow, options.allow_partial, &progress) => stubs?,
+                    // Replaced below by the signal's own exit code.
+                    _ = cancel.cancelled() => return Err(Error::Reported(exit::FAILURE)),
+                }
             }
         };
         runner
@@ -98,7 +106,24 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     }
     .await;
     runner.shutdown().await;
-    let report = report?;
+    // Stopped by a signal: say which, and end as shells report it (130, 143).
+    let signal = signalled.load(std::sync::atomic::Ordering::SeqCst);
+    let name = if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    if signal != 0 && report.is_err() {
+        eprintln!("codemode: stopped by {name} before the script started");
+        return Err(Error::Reported(128 + signal));
+    }
+    let mut report = report?;
+    if signal != 0 {
+        report.success = false;
+        report.error = Some(format!(
+            "stopped by {name}: the script and everything it started were killed"
+        ));
+    }
 
     if args.json {
         println!(
@@ -116,6 +141,9 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         if let Some(error) = &report.error {
             eprintln!("codemode: {error}");
         }
+    }
+    if signal != 0 {
+        return Err(Error::Reported(128 + signal));
     }
     match report.exit_code() {
         0 => Ok(()),
@@ -452,16 +480,26 @@ fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
 
 /// Resolves on the first SIGINT or SIGTERM.
 pub async fn stop_signal() {
+    stop_signals().await;
+}
+
+/// Catches SIGINT and SIGTERM from the moment it is called (not from the first
+/// poll: a signal in between would otherwise kill the process before it could
+/// clean up); resolves to the number of the first one.
+pub fn stop_signals() -> impl std::future::Future<Output = i32> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        }
     }
 }
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
-use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
 
 use super::stderr::StderrTail;
@@ -40,10 +40,8 @@ pub async fn open(spec: &ResolvedServer, stderr: &Arc<StderrTail>) -> Result<Ses
             // launcher (npx, uvx, a shell script) also stops what it launched.
             let mut wrapped = CommandWrap::from(cmd);
             wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-            let (transport, child_stderr) = TokioChildProcess::builder(wrapped)
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|source| McpError::Spawn {
+            let (transport, child_stderr) =
+                ChildTransport::spawn(wrapped, stderr).map_err(|source| McpError::Spawn {
                     server: server.clone(),
                     command: command.display().to_string(),
                     reason: spawn_reason(&source),
@@ -104,4 +102,154 @@ fn header_map(
             Ok((name, value))
         })
         .collect()
+}
+
+/// The largest message a stdio server may send: rmcp's own line cap (and its
+/// cap on one streamable HTTP event).
+pub const MAX_MESSAGE_BYTES: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
+
+/// How long a stopping server gets after its stdin closes, and again after
+/// SIGTERM, before it is killed (as rmcp's own child transport does).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// A stdio server's transport. Like rmcp's `TokioChildProcess`, except for a
+/// message over [`MAX_MESSAGE_BYTES`]: rmcp drops such a line and keeps the
+/// connection open, so the call it answered waits until its timeout and then
+/// says the server may have acted. Here the connection closes at once instead:
+/// every call in flight fails fast as upstream_unavailable, the error says why,
+/// and the next call starts the server afresh.
+struct ChildTransport {
+    /// Killed (its whole process group) when dropped, unless it has exited.
+    child: Option<Box<dyn ChildWrapper>>,
+    io: rmcp::transport::async_rw::AsyncRwTransport<
+        RoleClient,
+        CappedLines<tokio::process::ChildStdout>,
+        tokio::process::ChildStdin,
+    >,
+}
+
+impl ChildTransport {
+    fn spawn(
+        mut command: CommandWrap,
+        tail: &Arc<StderrTail>,
+    ) -> std::io::Result<(ChildTransport, Option<tokio::process::ChildStderr>)> {
+        command
+            .command_mut()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn()?;
+        let missing = || std::io::Error::other("the child's stdio was not piped");
+        let stdin = child.inner_mut().stdin().take().ok_or_else(missing)?;
+        let stdout = child.inner_mut().stdout().take().ok_or_else(missing)?;
+        let stderr = child.inner_mut().stderr().take();
+        let stdout = CappedLines {
+            inner: stdout,
+            since_newline: 0,
+            tail: Arc::clone(tail),
+        };
+        let io = rmcp::transport::async_rw::AsyncRwTransport::new_client(stdout, stdin)
+            .with_max_line_length(usize::MAX);
+        Ok((
+            ChildTransport {
+                child: Some(child),
+                io,
+            },
+            stderr,
+        ))
+    }
+
+    /// The MCP stdio shutdown: close stdin and wait; then SIGTERM and wait;
+    /// then kill.
+    async fn stop(&mut self) -> std::io::Result<()> {
+        use rmcp::transport::Transport;
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let _ = self.io.close().await;
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            self.child = None;
+            return Ok(());
+        }
+        let _ = child.signal(libc::SIGTERM);
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            self.child = None;
+            return Ok(());
+        }
+        let killed = Box::into_pin(child.kill()).await;
+        self.child = None;
+        killed
+    }
+}
+
+impl Drop for ChildTransport {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // kill() also reaps it, so no zombie is left.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = Box::into_pin(child.kill()).await;
+                });
+            } else {
+                let _ = child.start_kill();
+            }
+        }
+    }
+}
+
+impl rmcp::transport::Transport<RoleClient> for ChildTransport {
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<RoleClient>,
+    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.io.send(item)
+    }
+
+    fn receive(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<rmcp::service::RxJsonRpcMessage<RoleClient>>> + Send
+    {
+        self.io.receive()
+    }
+
+    fn close(&mut self) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
+        self.stop()
+    }
+}
+
+/// A stdout that fails once a line grows past [`MAX_MESSAGE_BYTES`], after
+/// noting why in the server's stderr tail (which the error then quotes).
+struct CappedLines<R> {
+    inner: R,
+    since_newline: usize,
+    tail: Arc<StderrTail>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CappedLines<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &polled {
+            let new = &buf.filled()[before..];
+            self.since_newline = match new.iter().rposition(|b| *b == b'\n') {
+                Some(at) => new.len() - at - 1,
+                None => self.since_newline + new.len(),
+            };
+            if self.since_newline > MAX_MESSAGE_BYTES {
+                let reason = format!(
+                    "codemode: the server sent a message larger than {} MiB (the limit), so its connection was closed",
+                    MAX_MESSAGE_BYTES / (1024 * 1024)
+                );
+                self.tail.push(reason.clone());
+                return std::task::Poll::Ready(Err(std::io::Error::other(reason)));
+            }
+        }
+        polled
+    }
 }

@@ -41,7 +41,8 @@ impl StderrTail {
         });
     }
 
-    fn push(&self, mut line: String) {
+    /// Adds a line of codemode's own, so an error quoting the tail says it.
+    pub fn push(&self, mut line: String) {
         if line.chars().count() > MAX_LINE_CHARS {
             line = line.chars().take(MAX_LINE_CHARS).collect::<String>() + "…";
         }

@@ -596,3 +596,200 @@ impl Drop for StdioMcp {
         let _ = self.child.wait();
     }
 }
+
+// Fault tests (tests/faults.rs): processes, files and memory counted before
+// and after.
+
+impl BridgeProcess {
+    /// Like `start`, with extra environment (for example a private `TMPDIR`).
+    pub fn start_with_env(
+        config: &str,
+        extra_args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> BridgeProcess {
+        use std::io::BufRead;
+        let work = Workdir::with_config(config);
+        let socket = work.path().join("bridge.sock");
+        let token = "test-token-0123456789abcdef".to_string();
+        let mut command = Command::new(codemode_bin());
+        command
+            .current_dir(work.path())
+            .env("CODEMODE_BRIDGE_TOKEN", &token)
+            .env_remove("CODEMODE_LOG")
+            .arg("--config")
+            .arg(work.config())
+            .args(["bridge", "--listen", "127.0.0.1:0", "--socket"])
+            .arg(&socket)
+            .args(extra_args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("codemode bridge starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("codemode bridge on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let tcp = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the bridge did not start: {}", stderr.lock().unwrap()));
+        BridgeProcess {
+            child,
+            work,
+            token,
+            tcp,
+            socket,
+            stderr,
+        }
+    }
+
+    /// Sends `signal` (a `kill` name such as `INT`) and waits for the exit.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        send_signal(self.child.id(), signal);
+        wait_with_timeout(&mut self.child, std::time::Duration::from_secs(20))
+    }
+}
+
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// The live (not zombie) children of `pid`, as `(pid, command line)`.
+pub fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 2 || fields[0] == "Z" || fields[1] != pid.to_string() {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{child}/cmdline"))
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .unwrap_or_default();
+        found.push((child, cmdline));
+    }
+    found
+}
+
+/// Waits up to `limit` for `pid` to have no live children; returns those left.
+pub fn wait_for_no_children(pid: u32, limit: std::time::Duration) -> Vec<(u32, String)> {
+    let started = std::time::Instant::now();
+    loop {
+        let left = children_of(pid);
+        if left.is_empty() || started.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Resident memory of `pid` in KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The number of open file descriptors of `pid`.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The names in `dir`, sorted.
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A config with one server running `tests/fixtures/misbehaving_server.py MODE`.
+pub fn misbehaving_server(name: &str, mode: &str, call_timeout: &str) -> String {
+    format!(
+        "[servers.{name}]\ncommand = {:?}\nargs = [{:?}, {mode:?}]\ncall_timeout = {call_timeout:?}\nconnect_timeout = \"2s\"\n",
+        python(),
+        repo().join("tests/fixtures/misbehaving_server.py")
+    )
+}
+
+/// Every live descendant of `pid`, children first.
+pub fn descendants_of(pid: u32) -> Vec<(u32, String)> {
+    let mut found = children_of(pid);
+    let mut next = 0;
+    while next < found.len() {
+        let more = children_of(found[next].0);
+        found.extend(more);
+        next += 1;
+    }
+    found
+}
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// Waits up to `limit` until none of `pids` is alive; returns those still alive.
+pub fn wait_until_gone(pids: &[(u32, String)], limit: std::time::Duration) -> Vec<(u32, String)> {
+    let started = std::time::Instant::now();
+    loop {
+        let left: Vec<_> = pids.iter().filter(|(p, _)| alive(*p)).cloned().collect();
+        if left.is_empty() || started.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
