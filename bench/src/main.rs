@@ -109,6 +109,9 @@ pub struct Results {
     /// (workers, calls/s of each run)
     pub threads: Vec<(usize, Vec<f64>)>,
     pub processes: Vec<(usize, Vec<f64>)>,
+    /// From Python inside `codemode exec --sandbox native`, through the
+    /// run's own bridge.
+    pub sandboxed: Summary,
     pub naive: Summary,
 }
 
@@ -337,6 +340,9 @@ fn run(plan: Plan) -> Result<Results, Failure> {
     step("from Python: latency, then threads and processes");
     let python = python_phase(&bins.codemode, &config, work.path(), &bridge, &token, plan)?;
 
+    step("from Python inside the native sandbox");
+    let sandboxed = sandboxed_phase(&bins.codemode, &config, work.path(), plan)?;
+
     step(&format!("naive: {} new MCP sessions", plan.naive_runs));
     let naive = runtime.block_on(naive_phase(&bins.news, plan))?;
 
@@ -362,6 +368,7 @@ fn run(plan: Plan) -> Result<Results, Failure> {
         python: Summary::of(&python.latency),
         threads: python.threads,
         processes: python.processes,
+        sandboxed: Summary::of(&sandboxed),
         naive: Summary::of(&naive),
     })
 }
@@ -489,6 +496,65 @@ struct PythonFigures {
     latency: Vec<f64>,
     threads: Vec<(usize, Vec<f64>)>,
     processes: Vec<(usize, Vec<f64>)>,
+}
+
+/// Times calls made by a script inside `codemode exec --sandbox native`: the
+/// path sandboxed code really takes (its run's bridge, the socket bound into
+/// the sandbox). The script times each call itself and prints the samples.
+const SANDBOXED_LOAD: &str = r#"
+import json, sys, time
+from mcp_tools import news
+calls = int(sys.argv[1])
+for _ in range(20):
+    news.get_article(id="tech-001")
+samples = []
+for _ in range(calls):
+    started = time.perf_counter()
+    article = news.get_article(id="tech-001")
+    samples.append((time.perf_counter() - started) * 1e6)
+    assert article["id"] == "tech-001"
+print(json.dumps(samples))
+"#;
+
+fn sandboxed_phase(
+    codemode: &Path,
+    config: &Path,
+    work: &Path,
+    plan: Plan,
+) -> Result<Vec<f64>, String> {
+    let script = work.join("sandboxed_load.py");
+    std::fs::write(&script, SANDBOXED_LOAD)
+        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    let output = Command::new(codemode)
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(config)
+        .args([
+            "-q",
+            "exec",
+            "--sandbox",
+            "native",
+            "--timeout",
+            "5m",
+            "--json",
+        ])
+        .arg(&script)
+        .arg("--")
+        .arg(plan.python_latency_calls.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", codemode.display()))?;
+    let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "codemode exec gave no JSON report ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    if report["success"] != true {
+        return Err(format!("the sandboxed load failed: {report}"));
+    }
+    serde_json::from_str(report["stdout"].as_str().unwrap_or(""))
+        .map_err(|e| format!("the sandboxed load printed no samples ({e}): {report}"))
 }
 
 fn python_phase(

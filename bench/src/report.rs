@@ -65,6 +65,10 @@ pub fn table(r: &Results) -> String {
             ));
         }
     }
+    rows.push(latency_row(
+        "  from Python in the native sandbox",
+        &r.sandboxed,
+    ));
     rows.push(latency_row("4 naive: new stdio session per call", &r.naive));
     rows.push(row(
         "  naive / bridge from Rust",
@@ -203,6 +207,7 @@ pub fn json(r: &Results) -> Value {
             "target_calls_per_s": TARGET_CALLS_PER_S,
             "threads": rates(&r.threads),
             "processes": rates(&r.processes),
+            "sandboxed_native_latency": r.sandboxed.json(),
         },
         "naive": {
             "latency": r.naive.json(),
