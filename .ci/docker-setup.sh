@@ -48,6 +48,17 @@ die() { printf 'docker-setup: error: %s\n' "$*" >&2; exit 1; }
 
 engine_answers() { docker info >/dev/null 2>&1; }
 
+# A live dockerd: a killed one can linger as a zombie under the name, which
+# must not count as running.
+dockerd_alive() {
+  local pid state
+  for pid in $(pgrep -x dockerd 2>/dev/null); do
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+    [[ -n "$state" && "$state" != Z ]] && return 0
+  done
+  return 1
+}
+
 APT_UPDATED=""
 apt_install() {
   # One `apt-get update` per run, and only when something is actually missing.
@@ -69,7 +80,7 @@ else
   fi
   # A dockerd that is running but not answering yet (a previous run's, still
   # starting) must not get a twin: two daemons fight over /var/lib/docker.
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  if ! dockerd_alive; then
     mkdir -p "$(dirname "$DOCKERD_LOG")"
     # setsid + nohup: dockerd outlives this script and the CI step's shell.
     setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
@@ -81,7 +92,7 @@ else
       tail -n 30 "$DOCKERD_LOG" >&2 || true
       die "dockerd did not answer within ${DOCKERD_WAIT_SECS}s (see $DOCKERD_LOG)"
     fi
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
+    if ! dockerd_alive; then
       echo "docker-setup: last lines of $DOCKERD_LOG:" >&2
       tail -n 30 "$DOCKERD_LOG" >&2 || true
       die "dockerd exited while starting (see $DOCKERD_LOG)"
