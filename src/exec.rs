@@ -437,14 +437,28 @@ impl Options {
     }
 }
 
+impl Options {
+    /// The flags every command that runs code shares: `--sandbox`,
+    /// `--timeout` and `--allow`.
+    pub fn override_with(
+        &mut self,
+        backend: Option<sandbox::Choice>,
+        timeout: Option<Duration>,
+        allow: &[String],
+    ) {
+        if let Some(choice) = backend {
+            self.backend = choice;
+        }
+        if let Some(timeout) = timeout {
+            self.limits.timeout = timeout;
+        }
+        self.allow = allow.to_vec();
+    }
+}
+
 fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
     let mut options = Options::from_config(config)?;
-    if let Some(choice) = args.sandbox {
-        options.backend = choice;
-    }
-    if let Some(timeout) = args.timeout {
-        options.limits.timeout = timeout;
-    }
+    options.override_with(args.sandbox, args.timeout, &args.allow);
     if let Some(text) = &args.memory {
         options.limits.memory_bytes =
             parse_size(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?;
@@ -471,7 +485,6 @@ fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
         }
         options.env.insert(key, value);
     }
-    options.allow = args.allow.clone();
     options.stubs = args.stubs.clone();
     options.args = args.args.clone();
     options.allow_partial = args.allow_partial;

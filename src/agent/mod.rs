@@ -99,13 +99,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
     }
 
     let mut options = Options::from_config(&config)?;
-    if let Some(choice) = args.sandbox {
-        options.backend = choice;
-    }
-    if let Some(timeout) = args.timeout {
-        options.limits.timeout = timeout;
-    }
-    options.allow = args.allow.clone();
+    options.override_with(args.sandbox, args.timeout, &args.allow);
     let specs = ctx.servers_or_none(&config, &args.servers)?;
     let python = config
         .sandbox

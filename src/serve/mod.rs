@@ -52,13 +52,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     let config = ctx.config()?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;
     let mut options = Options::from_config(&config)?;
-    if let Some(choice) = args.sandbox {
-        options.backend = choice;
-    }
-    if let Some(timeout) = args.timeout {
-        options.limits.timeout = timeout;
-    }
-    options.allow = args.allow.clone();
+    options.override_with(args.sandbox, args.timeout, &args.allow);
     let max_timeout = args.max_timeout.max(options.limits.timeout);
 
     // Checked before any server starts: a bad address or a missing token is
