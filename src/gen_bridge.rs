@@ -3,8 +3,7 @@
 //! disk is current.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 
@@ -112,41 +111,11 @@ fn check(path: &Path, module: &str, json: bool) -> Result<(), Error> {
     }
 }
 
-/// Writes through a temporary file in the same directory and renames it into
-/// place, so a crash or a full disk never leaves a half-written module. Only a
-/// regular file is ever replaced: a symlink is followed to its target, and a
-/// device or pipe (`-o /dev/stdout`) is written to directly.
+/// Never a half-written module, and never a device or pipe replaced.
 fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
-    let context = || format!("writing {}", path.display());
-    let target = match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            std::fs::canonicalize(path).map_err(Error::io(context()))?
-        }
-        _ => path.to_path_buf(),
-    };
-    let existing = std::fs::metadata(&target).ok();
-    if existing.as_ref().is_some_and(|meta| !meta.is_file()) {
-        return std::fs::write(&target, text).map_err(Error::io(context()));
-    }
-    let dir = match target.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(Error::io(context()))?;
-    file.write_all(text.as_bytes())
-        .map_err(Error::io(context()))?;
-    // Keep the mode of the file being replaced; a new module is world-readable,
-    // as any source file is (the temporary file starts out private).
-    let mode = existing
-        .map(|meta| meta.permissions().mode())
-        .unwrap_or(0o644);
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(Error::io(context()))?;
-    file.as_file().sync_all().map_err(Error::io(context()))?;
-    file.persist(&target)
-        .map_err(|err| Error::io(context())(err.error))?;
-    Ok(())
+    // A new module is world-readable, as any source file is.
+    crate::atomic::write(path, text.as_bytes(), 0o644)
+        .map_err(Error::io(format!("writing {}", path.display())))
 }
 
 /// Token counts per server: what a model reads of the raw MCP `tools/list`

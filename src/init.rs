@@ -8,8 +8,7 @@
 //! never prompts; what it would have asked must come from flags.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -736,24 +735,10 @@ fn write_config(path: &Path, text: &str) -> Result<(), Error> {
             )));
         }
     }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(Error::io(context()))?;
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode())
-        .unwrap_or(0o600);
-    let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(Error::io(context()))?;
-    file.write_all(text.as_bytes())
-        .map_err(Error::io(context()))?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(Error::io(context()))?;
-    file.as_file().sync_all().map_err(Error::io(context()))?;
-    file.persist(path)
-        .map_err(|err| Error::io(context())(err.error))?;
-    Ok(())
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(Error::io(context()))?;
+    }
+    crate::atomic::write(path, text.as_bytes(), 0o600).map_err(Error::io(context()))
 }
 
 /// What to do next: the client entry for `codemode serve`, and the

@@ -1,6 +1,7 @@
 //! `codemode`: code mode for MCP. Dispatch, logging, and the exit code.
 
 mod agent;
+mod atomic;
 mod bridge;
 mod catalog;
 mod cli;

@@ -2,7 +2,6 @@
 //! timings. `--json` prints it; `--save-trace` writes it. It holds what the
 //! model and the sandbox said, never a key or a header.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -84,25 +83,12 @@ impl Trace {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Writes the trace to `path` through a temporary file in the same
-    /// directory and a rename: a reader never sees half a trace, and an
-    /// earlier trace survives a failed write.
+    /// Writes the trace to `path`: a reader never sees half a trace, an
+    /// earlier trace survives a failed write, and a device is never replaced.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let context = format!("writing the trace to {}", path.display());
-        let mut file = tempfile::Builder::new()
-            .prefix(".codemode-trace-")
-            .tempfile_in(dir)
-            .map_err(Error::io(context.clone()))?;
-        file.write_all(self.to_json().as_bytes())
-            .and_then(|_| file.write_all(b"\n"))
-            .and_then(|_| file.as_file().sync_all())
-            .map_err(Error::io(context.clone()))?;
-        file.persist(path)
-            .map_err(|e| Error::io(context)(e.error))?;
-        Ok(())
+        // Private when new: a trace holds the scripts and what the tools returned.
+        crate::atomic::write(path, (self.to_json() + "\n").as_bytes(), 0o600).map_err(Error::io(
+            format!("writing the trace to {}", path.display()),
+        ))
     }
 }
