@@ -1,30 +1,11 @@
 //! `codemode`: code mode for MCP. Dispatch, logging, and the exit code.
 
-mod agent;
-mod atomic;
-mod bridge;
-mod catalog;
-mod cli;
-mod config;
-mod context;
-mod discovery;
-mod error;
-mod exec;
-mod gen_bridge;
-mod init;
-mod mcp;
-mod progress;
-mod sandbox;
-mod serve;
-mod text;
-mod tokens;
-mod tools;
-
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command};
-use context::Context;
-use error::Error;
+use codemode::cli::{Cli, Command};
+use codemode::context::Context;
+use codemode::error::{self, Error};
+use codemode::{agent, bridge, exec, gen_bridge, init, sandbox, serve, tools};
 
 fn main() {
     // The native sandbox re-executes codemode as its setup process; that path

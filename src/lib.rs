@@ -1,0 +1,23 @@
+//! The `codemode` library: everything the binary dispatches to, public so that
+//! fuzz targets and benchmarks can drive the parsers and the bridge directly.
+//! The binary (`main.rs`) only parses the command line and sets the exit code.
+
+pub mod agent;
+mod atomic;
+pub mod bridge;
+mod catalog;
+pub mod cli;
+pub mod config;
+pub mod context;
+mod discovery;
+pub mod error;
+pub mod exec;
+pub mod gen_bridge;
+pub mod init;
+pub mod mcp;
+mod progress;
+pub mod sandbox;
+pub mod serve;
+mod text;
+mod tokens;
+pub mod tools;
