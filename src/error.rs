@@ -22,7 +22,10 @@ pub mod exit {
     pub const STEP_BUDGET: i32 = 5;
     /// The script ran past its time limit (as `timeout(1)` reports it).
     pub const TIMEOUT: i32 = 124;
-    /// The sandbox could not be set up, so the script did not run.
+    /// The sandbox could not be set up, so the script did not run; or it was
+    /// lost mid-run (the Docker engine went away), so how the script ended is
+    /// unknown. Like `docker run`'s 125: a failure of the engine, not of the
+    /// script, which is what 1 (a traceback) and 128+N (a signal) would claim.
     pub const SANDBOX: i32 = 125;
 }
 
@@ -82,8 +85,7 @@ pub fn report(err: &Error) -> i32 {
     if !message.is_empty() {
         // Errors from nested sources can carry newlines (a server's message); one
         // line keeps them greppable and keeps scripts' stderr parsing simple.
-        let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        eprintln!("codemode: error: {one_line}");
+        eprintln!("codemode: error: {}", crate::text::one_line(&message));
     }
     err.exit_code()
 }

@@ -273,7 +273,11 @@ impl Runner {
         sink: &OutputSink,
         cancel: CancellationToken,
     ) -> Result<(sandbox::Finished, Vec<CallRecord>), Error> {
-        let dirs = RunDirs::create().map_err(Error::io("creating the run's workspace"))?;
+        // Named, since a full or read-only TMPDIR is the user's to fix.
+        let dirs = RunDirs::create().map_err(Error::io(format!(
+            "creating the run's workspace in {}",
+            std::env::temp_dir().display()
+        )))?;
         dirs.write(script_name, source)?;
         dirs.write("mcp_tools.py", stubs)?;
 

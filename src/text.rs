@@ -19,6 +19,13 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// `text` on one line: every run of whitespace, newlines included, becomes one
+/// space. Messages that quote what a peer sent (a server's error, a field name
+/// in a hostile request) must not break a log line or a one-line error.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +42,13 @@ mod tests {
         assert_eq!(human_bytes(512 << 20), "512 MiB");
         assert_eq!(human_bytes(1 << 30), "1 GiB");
         assert_eq!(human_bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn one_line_folds_newlines_and_runs_of_space() {
+        assert_eq!(
+            one_line("unknown field ` \r\n`,\n  expected"),
+            "unknown field ` `, expected"
+        );
     }
 }

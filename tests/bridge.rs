@@ -327,6 +327,38 @@ fn metrics_count_calls_by_outcome() {
 }
 
 #[test]
+fn made_up_server_names_share_one_metrics_label() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    for i in 0..20 {
+        let reply = call(&bridge, &format!("no-such-server-{i}"), "t", json!({}));
+        assert_error(reply, 404, "unknown_server");
+    }
+    let (_, text) = http(&bridge.url_tcp(), "GET", "/metrics", None, b"");
+    assert!(!text.contains("no-such-server"), "{text}");
+    assert!(
+        text.contains("codemode_bridge_calls_total{server=\"\",outcome=\"unknown_server\"} 20"),
+        "{text}"
+    );
+}
+
+#[test]
+fn error_messages_quoting_the_request_stay_on_one_line() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    let reply = rpc(
+        &bridge,
+        &bridge.url_tcp(),
+        Some(&bridge.token.clone()),
+        json!({"server": "news", "tool": "search", "line\nbreak\r": 1}),
+    );
+    let message = reply.1["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_error(reply, 400, "bad_request");
+    assert!(message.contains("line break"), "{message}");
+}
+
+#[test]
 fn sigterm_stops_the_servers_and_removes_the_socket() {
     let mut bridge = BridgeProcess::start(&examples_config(), &[]);
     call(&bridge, "news", "search", json!({"query": "ai"}));

@@ -588,8 +588,9 @@ fn sigterm_to_exec_kills_the_script_and_exits_143() {
     assert!(stderr.contains("codemode: stopped by SIGTERM"), "{stderr}");
 }
 
-#[test]
-fn sigint_stops_the_bridge_its_servers_and_its_socket() {
+/// `codemode bridge` with a call hanging in a tool, sent `signal`: it stops
+/// within its shutdown grace, with its servers and its socket.
+fn bridge_stopped_with_a_call_in_flight(signal: &str) {
     let mut bridge = BridgeProcess::start(&config("hang-call", "30s"), &[]);
     let pid = bridge.child.id();
     // A call in flight when the signal comes.
@@ -605,7 +606,7 @@ fn sigint_stops_the_bridge_its_servers_and_its_socket() {
     let servers = children_of(pid);
     assert_eq!(servers.len(), 2, "{servers:?}");
     let started = Instant::now();
-    let status = bridge.signal("INT");
+    let status = bridge.signal(signal);
     assert!(status.success(), "{status:?}\n{}", bridge.stderr());
     // Requests in flight get the bridge's shutdown grace (10 s) to finish.
     assert!(
@@ -619,6 +620,16 @@ fn sigint_stops_the_bridge_its_servers_and_its_socket() {
     // The caller in flight gets an answer or a closed connection, not a hang.
     let (status, _) = hanging.join().unwrap();
     assert!(status == 0 || status >= 500, "{status}");
+}
+
+#[test]
+fn sigint_stops_the_bridge_its_servers_and_its_socket() {
+    bridge_stopped_with_a_call_in_flight("INT");
+}
+
+#[test]
+fn sigterm_stops_the_bridge_with_a_call_hanging_in_a_tool() {
+    bridge_stopped_with_a_call_in_flight("TERM");
 }
 
 /// `codemode serve` over stdio with the example servers, initialized.
@@ -688,6 +699,250 @@ fn sigterm_to_serve_on_stdio_stops_it_and_its_servers() {
     assert!(left.is_empty(), "servers left: {left:?}");
 }
 
+/// A private `TMPDIR` the sandbox's user can traverse (a run directory's
+/// parent must be), so a test can check that runs leave nothing in it.
+fn private_tmp() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    tmp
+}
+
+/// `codemode serve` on stdio with its servers up and a client that never
+/// sends `initialize` (stdin open, silent), sent `signal`: it ends at once,
+/// cleanly, and leaves no server and no file behind.
+fn serve_on_stdio_stopped_before_initialize(signal: &str) {
+    use std::io::BufRead;
+    let work = Workdir::with_config(&common::serve_config());
+    let tmp = private_tmp();
+    let mut child = std::process::Command::new(common::codemode_bin())
+        .current_dir(work.path())
+        .env("TMPDIR", tmp.path())
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("codemode serve: MCP on stdio") {
+        let before = said.len();
+        stderr.read_line(&mut said).unwrap();
+        assert!(said.len() > before, "serve ended before serving: {said}");
+    }
+    let servers = wait_for_children(child.id(), 2);
+    let started = Instant::now();
+    common::send_signal(child.id(), signal);
+    let status = common::wait_with_timeout(&mut child, Duration::from_secs(20));
+    let took = started.elapsed();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    assert!(
+        took < Duration::from_secs(2),
+        "serve took {took:?} to stop: {said}"
+    );
+    // Stopping is how a server ends: 0, as after `initialize` and as the bridge.
+    assert_eq!(status.code(), Some(0), "{status:?}: {said}");
+    assert!(!said.contains("panicked"), "{said}");
+    let left = common::wait_until_gone(&servers, Duration::from_secs(5));
+    assert!(left.is_empty(), "servers left: {left:?}");
+    assert_eq!(dir_entries(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn sigterm_to_serve_on_stdio_before_initialize_stops_it_at_once() {
+    serve_on_stdio_stopped_before_initialize("TERM");
+}
+
+#[test]
+fn sigint_to_serve_on_stdio_before_initialize_stops_it_at_once() {
+    serve_on_stdio_stopped_before_initialize("INT");
+}
+
+#[test]
+fn sigterm_while_serve_starts_its_servers_does_not_wait_for_a_stuck_one() {
+    let work = Workdir::with_config(&format!(
+        "{}\n[sandbox]\nbackend = \"native\"\n",
+        misbehaving_server("stuck", "no-init", "5s")
+            .replace("connect_timeout = \"2s\"", "connect_timeout = \"60s\"")
+    ));
+    let mut child = std::process::Command::new(common::codemode_bin())
+        .current_dir(work.path())
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let servers = wait_for_children(child.id(), 1);
+    let started = Instant::now();
+    common::send_signal(child.id(), "TERM");
+    let status = common::wait_with_timeout(&mut child, Duration::from_secs(70));
+    let took = started.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
+    assert_eq!(status.code(), Some(0), "{status:?}: {stderr}");
+    let left = common::wait_until_gone(&servers, Duration::from_secs(5));
+    assert!(left.is_empty(), "the starting server was left: {left:?}");
+}
+
+/// `codemode serve --http` with nothing to do, sent `signal`: it ends at
+/// once, cleanly, its port closed and its servers stopped.
+fn serve_over_http_stopped_while_idle(signal: &str) {
+    let mut server = common::ServeProcess::start(&common::serve_config(), &[], &[]);
+    let pid = server.child.id();
+    let addr = server.addr();
+    assert!(std::net::TcpStream::connect(&addr).is_ok(), "not listening");
+    let servers = wait_for_children(pid, 2);
+    let started = Instant::now();
+    common::send_signal(pid, signal);
+    let status = common::wait_with_timeout(&mut server.child, Duration::from_secs(20));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?}: {}",
+        server.stderr()
+    );
+    assert_eq!(status.code(), Some(0), "{status:?}: {}", server.stderr());
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "{addr} still accepts connections"
+    );
+    let left = common::wait_until_gone(&servers, Duration::from_secs(5));
+    assert!(left.is_empty(), "servers left: {left:?}");
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+}
+
+#[test]
+fn sigterm_to_idle_serve_over_http_closes_the_port_and_stops_its_servers() {
+    serve_over_http_stopped_while_idle("TERM");
+}
+
+#[test]
+fn sigint_to_idle_serve_over_http_closes_the_port_and_stops_its_servers() {
+    serve_over_http_stopped_while_idle("INT");
+}
+
+#[test]
+fn sigterm_to_serve_over_http_mid_run_kills_the_run_and_removes_its_directory() {
+    let Some(python) = common::mcp_python() else {
+        return;
+    };
+    let tmp = private_tmp();
+    let mut server = common::ServeProcess::start(
+        &common::serve_config(),
+        &[],
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
+    );
+    let pid = server.child.id();
+    let addr = server.addr();
+    let (mut command, _client_dir) = common::python_client_command(
+        &python,
+        &server.url,
+        r#"
+SCRIPT = "import subprocess, time\nfrom mcp_tools import news\nnews.search(query='ai')\nsubprocess.Popen(['sleep', '300'])\nprint('ready', flush=True)\ntime.sleep(300)\n"
+async def main():
+    async with client() as c:
+        r = await c.call_tool("execute_python", {"code": SCRIPT})
+        done({"text": text(r)})
+"#,
+        &[],
+    );
+    let mut client = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The run is under way once its script's own child runs.
+    let waiting = Instant::now();
+    let tree = loop {
+        let tree = common::descendants_of(pid);
+        if tree.iter().any(|(_, cmd)| cmd.contains("sleep 300")) {
+            break tree;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "the run did not start: {tree:?}\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        dir_entries(tmp.path()).len(),
+        1,
+        "the run's directory exists"
+    );
+    let started = Instant::now();
+    common::send_signal(pid, "TERM");
+    let status = common::wait_with_timeout(&mut server.child, Duration::from_secs(20));
+    let took = started.elapsed();
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?}: {}",
+        server.stderr()
+    );
+    assert_eq!(status.code(), Some(0), "{status:?}: {}", server.stderr());
+    // The sandbox's processes, the script's child and the MCP servers.
+    let left = common::wait_until_gone(&tree, Duration::from_secs(5));
+    assert!(left.is_empty(), "left running: {left:?}");
+    assert_eq!(
+        dir_entries(tmp.path()),
+        Vec::<String>::new(),
+        "the run's directory was left"
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "{addr} still accepts connections"
+    );
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+}
+
+#[test]
+fn sigterm_while_the_bridge_warms_up_stops_it_at_once() {
+    let work = Workdir::with_config(
+        &misbehaving_server("stuck", "no-init", "5s")
+            .replace("connect_timeout = \"2s\"", "connect_timeout = \"60s\""),
+    );
+    let socket = work.path().join("bridge.sock");
+    let mut child = std::process::Command::new(common::codemode_bin())
+        .current_dir(work.path())
+        .env("CODEMODE_BRIDGE_TOKEN", "test-token-0123456789abcdef")
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .args(["bridge", "--warm", "--listen", "127.0.0.1:0", "--socket"])
+        .arg(&socket)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let servers = wait_for_children(child.id(), 1);
+    let started = Instant::now();
+    common::send_signal(child.id(), "TERM");
+    let status = common::wait_with_timeout(&mut child, Duration::from_secs(70));
+    let took = started.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
+    assert_eq!(status.code(), Some(0), "{status:?}: {stderr}");
+    assert!(!socket.exists(), "the socket was left behind");
+    let left = common::wait_until_gone(&servers, Duration::from_secs(5));
+    assert!(left.is_empty(), "the starting server was left: {left:?}");
+}
+
 // Data integrity.
 
 #[test]
@@ -726,6 +981,218 @@ fn gen_bridge_keeps_the_old_module_when_a_server_fails() {
             "{mode}: a temporary file was left"
         );
     }
+}
+
+/// A small tmpfs of its own, mounted for one test and filled up, so that
+/// writes fail with ENOSPC for real. Unmounted when dropped.
+struct FullDisk {
+    dir: tempfile::TempDir,
+}
+
+impl FullDisk {
+    /// Mounting needs root (CI runs the tests as root); elsewhere `None`,
+    /// saying why.
+    fn mount(options: &str) -> Option<FullDisk> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting a tmpfs to fill up needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir.path(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(options),
+        )
+        .expect("a tmpfs to fill up");
+        Some(FullDisk { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Takes every block with one file, `fill`, then gives `spare` bytes back.
+    fn fill_blocks(&self, spare: u64) {
+        use std::io::Write;
+        let path = self.path().join("fill");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(err) => panic!("filling {}: {err}", path.display()),
+            }
+        }
+        let len = file.metadata().unwrap().len();
+        file.set_len(len.saturating_sub(spare)).unwrap();
+    }
+
+    /// Takes every inode with empty files, then gives `spare` of them back.
+    fn fill_inodes(&self, spare: usize) {
+        let mut made = Vec::new();
+        loop {
+            let path = self.path().join(format!("inode-{}", made.len()));
+            match std::fs::File::create(&path) {
+                Ok(_) => made.push(path),
+                Err(err) if err.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(err) => panic!("filling {}: {err}", path.display()),
+            }
+        }
+        for path in made.iter().rev().take(spare) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Runs `command` to the end, noting every process it had under it on the way
+/// (the MCP servers `exec` starts for the stubs are gone again by the end).
+fn output_watching_children(
+    mut command: std::process::Command,
+) -> (std::process::Output, Vec<(u32, String)>) {
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen: Vec<(u32, String)> = Vec::new();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        for process in common::descendants_of(child.id()) {
+            if !seen.contains(&process) {
+                seen.push(process);
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "it did not end"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (child.wait_with_output().unwrap(), seen)
+}
+
+/// The one `codemode: error:` line of `stderr`, checked for being the whole
+/// story: no panic, no Python traceback.
+fn the_error_line(stderr: &str) -> String {
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Traceback"), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("codemode: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    errors[0].to_string()
+}
+
+fn exec_on_a_full_disk(disk: &FullDisk) -> (std::process::Output, Vec<(u32, String)>) {
+    let work = Workdir::with_config(&common::serve_config());
+    std::fs::write(work.path().join("noop.py"), "print('never')\n").unwrap();
+    let mut command = std::process::Command::new(common::codemode_bin());
+    command
+        .current_dir(work.path())
+        .env("TMPDIR", disk.path())
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .args(["exec", "--sandbox", "native", "noop.py"]);
+    output_watching_children(command)
+}
+
+#[test]
+fn a_disk_full_while_writing_the_run_directory_is_one_line_naming_the_file() {
+    let Some(disk) = FullDisk::mount("size=256k,mode=0755") else {
+        return;
+    };
+    // One page left: the script fits, the stub module does not.
+    disk.fill_blocks(4096);
+    let (output, seen) = exec_on_a_full_disk(&disk);
+    let stderr = common::stderr_of(&output);
+    let error = the_error_line(&stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        error.contains(&disk.path().display().to_string())
+            && error.contains("mcp_tools.py")
+            && error.contains("No space left on device"),
+        "{error}"
+    );
+    assert!(common::stdout_of(&output).is_empty());
+    assert_eq!(
+        dir_entries(disk.path()),
+        ["fill"],
+        "the run's directory was left"
+    );
+    let left = common::wait_until_gone(&seen, Duration::from_secs(5));
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn a_run_directory_that_cannot_be_made_names_where_it_was_to_be() {
+    let Some(disk) = FullDisk::mount("size=1m,nr_inodes=32,mode=0755") else {
+        return;
+    };
+    // One inode left: the run's directory is made, the workspace in it is not.
+    disk.fill_inodes(1);
+    let before = dir_entries(disk.path());
+    let (output, seen) = exec_on_a_full_disk(&disk);
+    let stderr = common::stderr_of(&output);
+    let error = the_error_line(&stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        error.contains(&disk.path().display().to_string())
+            && error.contains("No space left on device"),
+        "{error}"
+    );
+    assert_eq!(
+        dir_entries(disk.path()),
+        before,
+        "a partial run directory was left"
+    );
+    let left = common::wait_until_gone(&seen, Duration::from_secs(5));
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn gen_bridge_onto_a_full_disk_keeps_the_old_module() {
+    let Some(disk) = FullDisk::mount("size=256k,mode=0755") else {
+        return;
+    };
+    let module = disk.path().join("mcp_tools.py");
+    let good = "# a reviewed module\nGOOD = True\n";
+    std::fs::write(&module, good).unwrap();
+    disk.fill_blocks(0);
+    let work = Workdir::with_config(&examples_config());
+    let output = work
+        .codemode()
+        .arg("gen-bridge")
+        .arg("-o")
+        .arg(&module)
+        .output()
+        .unwrap();
+    let stderr = common::stderr_of(&output);
+    let error = the_error_line(&stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        error.contains(&format!("writing {}", module.display()))
+            && error.contains("No space left on device"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_to_string(&module).unwrap(), good);
+    assert_eq!(
+        dir_entries(disk.path()),
+        ["fill", "mcp_tools.py"],
+        "a temporary file was left"
+    );
 }
 
 // Hostile input: randomly mutated `/rpc` bodies (cargo-fuzz needs a nightly

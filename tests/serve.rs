@@ -7,77 +7,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    codemode_bin, examples_config, mcp_python, repo, serve_config, BridgeProcess, ServeProcess,
-    StdioMcp, Workdir,
+    codemode_bin, examples_config, mcp_python, python_client, repo, serve_config, BridgeProcess,
+    ServeProcess, StdioMcp, Workdir,
 };
 use serde_json::{json, Value};
-
-/// What every client script starts with: a connected `Client` for the
-/// target the test names (stdio arguments as JSON, or an HTTP URL), and
-/// `done()` to hand a JSON result back to the test.
-const PRELUDE: &str = r#"
-import json, os, sys, time
-import anyio
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-
-TARGET = os.environ["CODEMODE_TEST_TARGET"]
-
-def client(mode="legacy", **options):
-    if TARGET.startswith("http"):
-        token = os.environ.get("CODEMODE_TEST_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        transport = streamable_http_client(TARGET, http_client=create_mcp_http_client(headers=headers))
-        return Client(transport, mode=mode, **options)
-    params = StdioServerParameters(command=os.environ["CODEMODE_TEST_BIN"], args=json.loads(TARGET))
-    return Client(stdio_client(params, errlog=sys.stderr), mode=mode, **options)
-
-def text(result):
-    return "".join(c.text for c in result.content if getattr(c, "type", "") == "text")
-
-def done(value):
-    print("RESULT " + json.dumps(value))
-"#;
-
-/// Runs `body` (which defines `async def main()`) with the Python SDK
-/// against `target`; the value it passed to `done()`.
-fn python_client(python: &Path, target: &str, body: &str, env: &[(&str, &str)]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("client.py");
-    std::fs::write(&script, format!("{PRELUDE}\n{body}\n\nanyio.run(main)\n")).unwrap();
-    let mut command = Command::new(python);
-    command
-        .arg(&script)
-        // Not the repository: its `mcp_tools.py` or a `types` dir must not shadow anything.
-        .current_dir(dir.path())
-        .env("CODEMODE_TEST_TARGET", target)
-        .env("CODEMODE_TEST_BIN", codemode_bin())
-        .env_remove("CODEMODE_LOG")
-        .env_remove("CODEMODE_SERVE_TOKEN");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.output().expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| {
-            panic!(
-                "the client gave no result (exit {:?}):\n{stdout}\n{stderr}",
-                output.status.code()
-            )
-        });
-    serde_json::from_str(line).unwrap()
-}
 
 /// The stdio target: `codemode --config CONFIG serve ARGS...` as JSON.
 fn stdio_target(work: &Workdir, args: &[&str]) -> String {

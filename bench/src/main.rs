@@ -9,6 +9,7 @@ mod memory;
 mod process;
 mod report;
 mod scenario;
+mod soak;
 mod stats;
 mod tokens;
 
@@ -26,7 +27,7 @@ use process::{Bridge, TempDir};
 use stats::{micros, Summary};
 
 const USAGE: &str =
-    "usage: codemode-bench (bridge|exec|tokens|scenario|gen-bridge|memory|all) [--quick] [--json FILE]
+    "usage: codemode-bench (bridge|exec|tokens|scenario|gen-bridge|memory|soak|all) [--quick] [--json FILE]
 
 bridge: tool calls through `codemode bridge` against a direct MCP client and
         against a new MCP session per call.
@@ -38,6 +39,8 @@ scenario: examples/news_summary.py end to end with `codemode exec`, against
         the same script on a long-running bridge.
 gen-bridge: `codemode gen-bridge` for 10 servers of 100 tools each.
 memory: peak RSS of the bridge idle and under load, and of one exec.
+soak:   16 MCP clients running checked scripts through one `codemode serve
+        --http`; fails on an error, a wrong output or a process or fd leak.
 all:    every benchmark above; --json writes one file with every figure.
 Needs the release binaries:
   cargo build --release --workspace
@@ -168,13 +171,15 @@ fn main() -> ExitCode {
     }
 }
 
-const BENCHES: [&str; 6] = [
+const BENCHES: [&str; 7] = [
     "bridge",
     "exec",
     "tokens",
     "scenario",
     "gen-bridge",
     "memory",
+    // Last: a failure here ends `all`, and the others' figures are printed first.
+    "soak",
 ];
 
 /// Runs one benchmark, prints its table, and returns its figures as JSON.
@@ -205,6 +210,14 @@ fn run_one(bench: &str, quick: bool) -> Result<Value, Failure> {
             let figures = memory::run(&codemode, quick)?;
             print!("{}", memory::table(&figures));
             memory::json(&figures)
+        }
+        "soak" => {
+            let figures = soak::run(&codemode, quick)?;
+            print!("{}", soak::table(&figures));
+            if let Some(why) = figures.failure() {
+                return Err(Failure::Run(why));
+            }
+            soak::json(&figures)
         }
         _ => {
             let results = run(Plan::new(quick))?;

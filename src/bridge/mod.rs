@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 pub use grant::{CallRecord, Grant, GrantSpec};
 pub use listen::{ConnectionLimits, Listener, UnixSocket};
-pub use wire::{ErrorKind, RpcError};
+pub use wire::{parse_request, ErrorKind, RpcError, RpcRequest};
 
 use crate::catalog;
 use crate::discovery;
@@ -183,7 +183,14 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
         Ok(_) => "ok",
         Err(err) => err.kind.as_str(),
     };
-    shared.metrics.record(&server, label, elapsed);
+    // Only configured servers get counters of their own, so a script sending
+    // made-up names cannot grow them; the names kept in the run's report and
+    // written to the log are bounded and on one line for the same reason.
+    let known = shared.registry.spec(&server).is_ok();
+    shared
+        .metrics
+        .record(if known { &server } else { "" }, label, elapsed);
+    let (server, tool) = (shown_name(&server), shown_name(&tool));
     if !server.is_empty() {
         grant.record(CallRecord {
             server: server.clone(),
@@ -260,9 +267,24 @@ impl Shared {
             .call_tool(server, tool, arguments)
             .await
             .map_err(rpc_error)?;
-        map_result(&result, info.fastmcp_wrapped)
-            .map_err(|message| RpcError::new(ErrorKind::ToolError, message))
+        map_result(&result, info.fastmcp_wrapped).map_err(RpcError::from_tool)
     }
+}
+
+/// A name from a request as reports and logs show it: at most 100 bytes, on
+/// one line.
+fn shown_name(name: &str) -> String {
+    const MAX: usize = 100;
+    let mut name = crate::text::one_line(name);
+    if name.len() > MAX {
+        let cut = (0..=MAX)
+            .rev()
+            .find(|&i| name.is_char_boundary(i))
+            .unwrap_or(0);
+        name.truncate(cut);
+        name.push('…');
+    }
+    name
 }
 
 /// JSON-RPC's "invalid params".

@@ -7,6 +7,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{Bridge, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket};
 use crate::cli::BridgeArgs;
 use crate::context::Context;
@@ -18,6 +20,19 @@ use crate::mcp::Registry;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
 
 pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
+    // Watched from the start, not only once serving: a stop while `--warm`
+    // waits for a slow server would otherwise take the default action, which
+    // leaves the socket file and the starting servers behind.
+    let stop = CancellationToken::new();
+    let stopped = crate::exec::stop_signals();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stopped.await;
+            stop.cancel();
+        }
+    });
+
     let config = ctx.config()?;
     let specs = ctx.servers(&config, &args.servers)?;
 
@@ -115,7 +130,18 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
                 }
             }
         });
-        futures::future::join_all(warmups).await;
+        let warmed = tokio::select! {
+            _ = futures::future::join_all(warmups) => true,
+            // Not held up by a server's connect timeout.
+            _ = stop.cancelled() => false,
+        };
+        if !warmed {
+            ctx.say("codemode bridge stopping");
+            drop(listeners);
+            drop(grant);
+            registry.shutdown().await;
+            return Ok(());
+        }
     }
 
     ctx.say(&format!(
@@ -130,7 +156,7 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
         .serve(
             listeners,
             ConnectionLimits::default(),
-            crate::exec::stop_signal(),
+            stop.cancelled_owned(),
         )
         .await;
     ctx.say("codemode bridge stopping");

@@ -81,10 +81,21 @@ pub struct RpcError {
 }
 
 impl RpcError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> RpcError {
+    /// The message goes to a script and into logs; it may quote what the
+    /// caller sent (a field name, a server's error), so it is kept to one line.
+    pub fn new(kind: ErrorKind, message: impl AsRef<str>) -> RpcError {
         RpcError {
             kind,
-            message: message.into(),
+            message: crate::text::one_line(message.as_ref()),
+        }
+    }
+
+    /// A tool's own error text (an `isError` result), passed on as the tool
+    /// wrote it: it is the tool's output, which the script may show or parse.
+    pub fn from_tool(message: String) -> RpcError {
+        RpcError {
+            kind: ErrorKind::ToolError,
+            message,
         }
     }
 }

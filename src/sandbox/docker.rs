@@ -58,6 +58,11 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 /// the attach stream is wedged.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
+/// How long a question about a finished run (its state) may take. A live
+/// engine answers in milliseconds; a wedged one would otherwise hold the run
+/// for bollard's two-minute request timeout.
+const ENGINE_REPLY: Duration = Duration::from_secs(10);
+
 /// A pull that reports no progress for this long is abandoned.
 const PULL_STALL: Duration = Duration::from_secs(120);
 
@@ -144,10 +149,22 @@ impl DockerSandbox {
                 }
                 self.supervise(&name, spec, sink, cancel).await
             }
-            Err(err) => Err(create_error(&self.image, err)),
+            Err(err) => Err(Failure::Other(create_error(&self.image, err))),
         };
-        guard.remove().await;
-        outcome
+        match outcome {
+            Ok(finished) => {
+                guard.remove().await;
+                Ok(finished)
+            }
+            Err(Failure::Other(err)) => {
+                guard.remove().await;
+                Err(err)
+            }
+            // Asking a gone or wedged engine to remove the container would
+            // only add its timeouts to the user's wait; the guard, dropped
+            // here, tries in the background in case the engine comes back.
+            Err(Failure::EngineLost(cause)) => Err(engine_lost(&name, &cause)),
+        }
     }
 
     fn container_body(
@@ -236,7 +253,7 @@ impl DockerSandbox {
         spec: &RunSpec,
         sink: &OutputSink,
         cancel: CancellationToken,
-    ) -> Result<Finished, SandboxError> {
+    ) -> Result<Finished, Failure> {
         let mut finished = Finished::default();
 
         // Attach before start so no output is missed. `logs` stays off: there
@@ -305,7 +322,13 @@ impl DockerSandbox {
                         }
                     }
                     Some(Err(err)) => {
-                        tracing::warn!("docker sandbox: output stream of {name} broke: {err}");
+                        // A lost engine breaks this stream and the wait together;
+                        // the wait's error is the one the user sees, once.
+                        if engine_unreachable(&err) {
+                            tracing::debug!("docker sandbox: output stream of {name} broke: {err}");
+                        } else {
+                            tracing::warn!("docker sandbox: output stream of {name} broke: {err}");
+                        }
                         output_open = false;
                     }
                     None => output_open = false,
@@ -315,8 +338,11 @@ impl DockerSandbox {
                         Some(Ok(response)) => response.status_code,
                         // bollard turns a non-zero exit into this error.
                         Some(Err(DockerError::DockerContainerWaitError { code, .. })) => code,
-                        Some(Err(err)) => return Err(failed(format!("waiting for the container: {err}"))),
-                        None => return Err(failed("the engine stopped reporting on the container".into())),
+                        Some(Err(err)) if engine_unreachable(&err) => return Err(Failure::EngineLost(innermost(&err))),
+                        Some(Err(err)) => return Err(failed(format!("waiting for the container: {err}")).into()),
+                        // The engine answers a wait with exactly one status; a
+                        // stream that ends without one is a dropped connection.
+                        None => return Err(Failure::EngineLost("the connection closed without an exit status".into())),
                     });
                     if output_open && grace.is_none() {
                         grace = Some(Box::pin(tokio::time::sleep(DRAIN_AFTER_EXIT)));
@@ -336,6 +362,15 @@ impl DockerSandbox {
                     killing = None;
                 }
                 _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => {
+                    // A live engine answers a kill at once, even a refused
+                    // one; no answer in all this time is a wedged daemon, and
+                    // the container may well still run.
+                    if exit.is_none() && killing.is_some() {
+                        return Err(Failure::EngineLost(format!(
+                            "it stopped answering: a kill got no reply in {} s",
+                            KILL_GRACE.as_secs()
+                        )));
+                    }
                     if exit.is_none() {
                         tracing::warn!("docker sandbox: {name} did not report its exit in time");
                     }
@@ -352,12 +387,25 @@ impl DockerSandbox {
             None => {}
         }
         // OOMKilled is only in the container's state, not in the wait answer.
-        let state = self
-            .docker
-            .inspect_container(name, None)
-            .await
-            .ok()
-            .and_then(|inspect| inspect.state);
+        let state =
+            match tokio::time::timeout(ENGINE_REPLY, self.docker.inspect_container(name, None))
+                .await
+            {
+                Err(_) => {
+                    return Err(Failure::EngineLost(format!(
+                        "it stopped answering: no reply in {} s",
+                        ENGINE_REPLY.as_secs()
+                    )))
+                }
+                Ok(Ok(inspect)) => inspect.state,
+                // A daemon shutting down (SIGTERM) stops its containers and still
+                // answers the wait (143 here), then closes: that status is the
+                // engine's doing, not the script's, so it must not pass as one.
+                Ok(Err(err)) if engine_unreachable(&err) => {
+                    return Err(Failure::EngineLost(innermost(&err)))
+                }
+                Ok(Err(_)) => None,
+            };
         finished.oom_killed = state
             .as_ref()
             .and_then(|state| state.oom_killed)
@@ -381,7 +429,7 @@ impl DockerSandbox {
             }
             Some(code) => finished.exit_code = Some(code as i32),
             None if stopped.is_some() => finished.signal = Some(SIGKILL),
-            None => return Err(failed("the container's exit status is unknown".into())),
+            None => return Err(failed("the container's exit status is unknown".into()).into()),
         }
         Ok(finished)
     }
@@ -398,6 +446,20 @@ impl DockerSandbox {
             }) => {}
             Err(err) => tracing::warn!("docker sandbox: killing {name}: {err}"),
         }
+    }
+}
+
+/// Why a run could not be seen through.
+enum Failure {
+    /// The engine stopped answering mid-run (why, in a few words): the
+    /// container's fate is unknown and asking it anything more is pointless.
+    EngineLost(String),
+    Other(SandboxError),
+}
+
+impl From<SandboxError> for Failure {
+    fn from(err: SandboxError) -> Failure {
+        Failure::Other(err)
     }
 }
 
@@ -463,7 +525,7 @@ impl Drop for ContainerGuard {
                     for _ in 0..5 {
                         match remove_container(&docker, &name).await {
                             Removal::Removed => return,
-                            Removal::NotThere | Removal::Failed(_) => {
+                            Removal::NotThere | Removal::Unreachable(_) | Removal::Failed(_) => {
                                 tokio::time::sleep(Duration::from_millis(500)).await
                             }
                         }
@@ -483,6 +545,8 @@ impl Drop for ContainerGuard {
 enum Removal {
     Removed,
     NotThere,
+    /// No engine answers: retrying at once is pointless.
+    Unreachable(DockerError),
     Failed(DockerError),
 }
 
@@ -497,6 +561,7 @@ async fn remove_container(docker: &Docker, name: &str) -> Removal {
         Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
         }) => Removal::NotThere,
+        Err(err) if engine_unreachable(&err) => Removal::Unreachable(err),
         Err(err) => Removal::Failed(err),
     }
 }
@@ -507,6 +572,12 @@ async fn force_remove(docker: &Docker, name: &str) -> bool {
     for attempt in 0..3 {
         match remove_container(docker, name).await {
             Removal::Removed | Removal::NotThere => return true,
+            // The run already failed for this reason and said so; the guard
+            // tries once more in the background in case the engine is back.
+            Removal::Unreachable(err) => {
+                tracing::debug!("docker sandbox: removing {name}: {err}");
+                return false;
+            }
             Removal::Failed(err) => {
                 tracing::warn!(
                     "docker sandbox: removing {name} (attempt {}): {err}",
@@ -837,6 +908,47 @@ fn start_error(spec: &RunSpec, err: DockerError) -> SandboxError {
         "starting the container (workspace {}, bridge {}): {err}",
         spec.workspace.display(),
         spec.bridge_dir.display()
+    ))
+}
+
+/// Whether `err` means no engine answers any more (it stopped, crashed or
+/// the connection broke) rather than an engine answering with an error.
+fn engine_unreachable(err: &DockerError) -> bool {
+    matches!(
+        err,
+        DockerError::HyperLegacyError { .. }
+            | DockerError::HyperResponseError { .. }
+            | DockerError::IOError { .. }
+            | DockerError::RequestTimeoutError
+            | DockerError::SocketNotFoundError(_)
+    )
+}
+
+/// The first cause in `err`'s chain that says something: bollard's own
+/// wrappers ("Error in the hyper legacy client: client error (Connect)") name
+/// the layer, the OS error below them names what happened.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    // A bare "No such file or directory" reads as if the script were missing.
+    match cause.downcast_ref::<std::io::Error>().map(|io| io.kind()) {
+        Some(std::io::ErrorKind::NotFound) => "its socket is gone".into(),
+        Some(std::io::ErrorKind::ConnectionRefused) => "nothing listens on its socket".into(),
+        _ => cause.to_string(),
+    }
+}
+
+/// The engine went away while `name` ran. The run's outcome is unknown and
+/// the container may outlive it (a crashed daemon leaves it running, and no
+/// one can remove it now), so the message says where to look.
+fn engine_lost(name: &str, cause: &dyn std::fmt::Display) -> SandboxError {
+    failed(format!(
+        "the Docker engine at {} went away during the run ({cause}); the script's \
+         outcome is unknown and its container {name} may be left behind \
+         (`docker ps -a --filter label={RUN_LABEL}`)",
+        docker_host()
     ))
 }
 

@@ -16,11 +16,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::catalog::{self, Catalog};
 use crate::cli::ServeArgs;
 use crate::context::Context;
 use crate::error::Error;
-use crate::exec::{stop_signal, Options, Runner};
+use crate::exec::{stop_signals, Options, Runner};
 use crate::progress::Progress;
 
 pub use handler::CodemodeServer;
@@ -49,6 +51,19 @@ pub struct Served {
 }
 
 pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
+    // Watched from the very start, not only once serving: a client that gives
+    // up while the servers start or before it sends `initialize` stops us with
+    // a signal too, and its default action would end us without stopping them.
+    let stop = CancellationToken::new();
+    let stopped = stop_signals();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stopped.await;
+            stop.cancel();
+        }
+    });
+
     let config = ctx.config()?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;
     let mut options = Options::from_config(&config)?;
@@ -64,8 +79,16 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
 
     let runner = Runner::start(ctx, &config, specs.clone(), options.backend).await?;
     let progress = Progress::new(ctx.global.quiet);
-    let (mut catalog, failures) = catalog::collect(runner.registry(), &specs, &progress).await;
+    let collected = tokio::select! {
+        collected = catalog::collect(runner.registry(), &specs, &progress) => Some(collected),
+        // A server stuck starting must not hold the stop for its connect timeout.
+        _ = stop.cancelled() => None,
+    };
     drop(progress);
+    let Some((mut catalog, failures)) = collected else {
+        runner.shutdown().await;
+        return Ok(());
+    };
     let unavailable: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
     for failure in &unavailable {
         // A desktop client starts `serve` with every server it knows; one
@@ -89,32 +112,41 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     });
 
     let result = match http {
-        None => serve_stdio(ctx, Arc::clone(&served)).await,
-        Some(plan) => plan.serve(ctx, Arc::clone(&served)).await,
+        None => serve_stdio(ctx, Arc::clone(&served), &stop).await,
+        Some(plan) => plan.serve(ctx, Arc::clone(&served), &stop).await,
     };
     served.runner.shutdown().await;
     result
 }
 
-async fn serve_stdio(ctx: &Context, served: Arc<Served>) -> Result<(), Error> {
+/// A stop (SIGINT, SIGTERM) ends it cleanly at any point: as the bridge
+/// does, since for a server being told to stop is the normal way to end.
+async fn serve_stdio(
+    ctx: &Context,
+    served: Arc<Served>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
     use rmcp::ServiceExt;
     ctx.say(&format!(
         "codemode serve: MCP on stdio ({} tools of {} servers behind it)",
         served.catalog.tool_count(),
         served.catalog.servers.len()
     ));
-    let service = CodemodeServer::new(served)
-        .serve(rmcp::transport::stdio_pipes())
-        .await
-        .map_err(|err| Error::Usage(format!("the MCP client's initialize failed: {err}")))?;
-    let stop = service.cancellation_token();
+    let service = tokio::select! {
+        service = CodemodeServer::new(served).serve(rmcp::transport::stdio_pipes()) => service
+            .map_err(|err| Error::Usage(format!("the MCP client's initialize failed: {err}")))?,
+        // A client that never sends `initialize` would otherwise hold us
+        // until it closes stdin.
+        _ = stop.cancelled() => return Ok(()),
+    };
+    let session = service.cancellation_token();
     tokio::select! {
         ended = service.waiting() => {
             if let Err(err) = ended {
                 tracing::warn!("the MCP session ended abnormally: {err}");
             }
         }
-        _ = stop_signal() => stop.cancel(),
+        _ = stop.cancelled() => session.cancel(),
     }
     Ok(())
 }
@@ -153,11 +185,15 @@ impl HttpPlan {
         })
     }
 
-    async fn serve(self, ctx: &Context, served: Arc<Served>) -> Result<(), Error> {
+    async fn serve(
+        self,
+        ctx: &Context,
+        served: Arc<Served>,
+        stop: &CancellationToken,
+    ) -> Result<(), Error> {
         use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
         use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 
-        let stop = tokio_util::sync::CancellationToken::new();
         let mut config = StreamableHttpServerConfig::default()
             .with_cancellation_token(stop.child_token())
             // A client that drops a response stream (its way to cancel on the
@@ -199,12 +235,14 @@ impl HttpPlan {
                 String::new()
             }
         ));
-        let shutdown = stop.clone();
-        let serving = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        let serving = axum::serve(self.listener, router);
         tokio::select! {
             result = serving => result.map_err(Error::io("serving HTTP"))?,
-            _ = stop_signal() => stop.cancel(),
+            // Not a graceful shutdown: an open response stream would hold it
+            // for as long as its run lasts. Dropping the server closes the
+            // port; runs still going are dropped with the runtime, which
+            // kills their sandboxes and removes their directories.
+            _ = stop.cancelled() => {}
         }
         Ok(())
     }
