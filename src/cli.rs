@@ -103,7 +103,8 @@ Examples:
   codemode ask --json --save-trace run.json \"...\"
 
 The answer goes to stdout; each step (reasoning, code, output, tool calls) to stderr.
-Keys come from OPENAI_API_KEY or ANTHROPIC_API_KEY and never enter the sandbox.
+Keys come from OPENAI_API_KEY or ANTHROPIC_API_KEY and never enter the sandbox;
+a base URL on localhost or a loopback address needs none.
 Exit status: 0 answered, 2 usage or configuration (a missing key, an unknown model),
 4 the provider failed, 5 no answer within --max-steps.")]
     Ask(AskArgs),

@@ -1,6 +1,7 @@
 //! The one place where failures become a message on stderr and an exit code.
 
 use crate::config::ConfigError;
+use crate::exec::Report;
 use crate::mcp::McpError;
 use crate::sandbox::SandboxError;
 
@@ -44,6 +45,13 @@ pub enum Error {
     },
     #[error("{0}")]
     Sandbox(SandboxError),
+    /// The sandbox was lost mid-run ([`SandboxError::Lost`]); the report of
+    /// what was seen until then goes with it, for `exec --json` and `serve`.
+    #[error("{source}")]
+    RunLost {
+        report: Box<Report>,
+        source: SandboxError,
+    },
     #[error("{0}")]
     Llm(#[from] crate::agent::LlmError),
     #[error(
@@ -73,7 +81,7 @@ impl Error {
             Error::Llm(err) if err.is_configuration() => exit::USAGE,
             Error::Llm(_) => exit::PROVIDER,
             Error::StepBudget { .. } => exit::STEP_BUDGET,
-            Error::Sandbox(_) => exit::SANDBOX,
+            Error::Sandbox(_) | Error::RunLost { .. } => exit::SANDBOX,
             Error::Reported(code) => *code,
         }
     }

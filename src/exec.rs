@@ -106,6 +106,16 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     }
     .await;
     runner.shutdown().await;
+    let report = match report {
+        Err(Error::RunLost { report, source }) => {
+            // The one-line error still follows on stderr (main prints it).
+            if args.json {
+                print_json(&report);
+            }
+            return Err(Error::RunLost { report, source });
+        }
+        other => other,
+    };
     // Stopped by a signal: say which, and end as shells report it (130, 143).
     let signal = signalled.load(std::sync::atomic::Ordering::SeqCst);
     let name = if signal == libc::SIGINT {
@@ -126,10 +136,7 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     }
 
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        print_json(&report);
     } else {
         let _ = std::io::stdout().flush();
         if report.truncated {
@@ -149,6 +156,13 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         0 => Ok(()),
         code => Err(Error::Reported(code)),
     }
+}
+
+fn print_json(report: &Report) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).unwrap_or_default()
+    );
 }
 
 /// Passes output to the terminal as it arrives.
@@ -231,8 +245,19 @@ impl Runner {
         let (finished, records) = self
             .run_in_sandbox(stubs, script_name, source, options, sink, cancel)
             .await?;
+        let (finished, lost) = match finished {
+            Ok(finished) => (finished, None),
+            // The output and calls so far are all the caller will ever get of
+            // this run, so they travel with the error instead of being dropped.
+            Err(err @ sandbox::SandboxError::Lost { .. }) => {
+                (sandbox::Finished::default(), Some(err))
+            }
+            Err(err) => return Err(Error::Sandbox(err)),
+        };
         let captured = sink.captured();
-        let error = if finished.timed_out {
+        let error = if let Some(lost) = &lost {
+            Some(lost.to_string())
+        } else if finished.timed_out {
             Some(format!(
                 "timed out after {}",
                 humantime::format_duration(options.limits.timeout)
@@ -250,7 +275,7 @@ impl Runner {
             finished.signal.map(|sig| format!("killed by signal {sig}"))
         };
         let exit_code = finished.exit_code.or(finished.signal.map(|sig| 128 + sig));
-        Ok(Report {
+        let report = Report {
             success: exit_code == Some(0) && error.is_none(),
             exit_code,
             stdout: captured.stdout,
@@ -261,7 +286,14 @@ impl Runner {
             sandbox: self.backend.name().to_string(),
             tool_calls: records,
             error,
-        })
+        };
+        match lost {
+            None => Ok(report),
+            Some(source) => Err(Error::RunLost {
+                report: Box::new(report),
+                source,
+            }),
+        }
     }
 
     async fn run_in_sandbox(
@@ -272,9 +304,16 @@ impl Runner {
         options: &Options,
         sink: &OutputSink,
         cancel: CancellationToken,
-    ) -> Result<(sandbox::Finished, Vec<CallRecord>), Error> {
+    ) -> Result<
+        (
+            Result<sandbox::Finished, sandbox::SandboxError>,
+            Vec<CallRecord>,
+        ),
+        Error,
+    > {
+        let user = self.backend.run_user().map_err(Error::Sandbox)?;
         // Named, since a full or read-only TMPDIR is the user's to fix.
-        let dirs = RunDirs::create().map_err(Error::io(format!(
+        let dirs = RunDirs::create(user.user()).map_err(Error::io(format!(
             "creating the run's workspace in {}",
             std::env::temp_dir().display()
         )))?;
@@ -300,6 +339,7 @@ impl Runner {
             args: options.args.clone(),
             env,
             bridge_dir: dirs.bridge.clone(),
+            host_user: user.user(),
             limits: options.limits.clone(),
         };
 
@@ -323,7 +363,9 @@ impl Runner {
         let records = grant.records();
         drop(grant);
         drop(dirs);
-        Ok((finished.map_err(Error::Sandbox)?, records))
+        // Only now that no file of the run is left may another run get its uid.
+        drop(user);
+        Ok((finished, records))
     }
 
     /// Stops every MCP server the runs used.
@@ -341,7 +383,8 @@ struct RunDirs {
 }
 
 impl RunDirs {
-    fn create() -> std::io::Result<RunDirs> {
+    /// `owner`: the run's host user, from the backend.
+    fn create(owner: sandbox::HostUser) -> std::io::Result<RunDirs> {
         let root = tempfile::Builder::new().prefix("codemode-run-").tempdir()?;
         // Traversable but not listable: the sandbox's user reaches its two
         // directories by their names, nobody can list what runs are here.
@@ -352,11 +395,11 @@ impl RunDirs {
         std::fs::create_dir(&bridge)?;
         std::fs::set_permissions(&bridge, std::fs::Permissions::from_mode(0o711))?;
         if nix::unistd::geteuid().is_root() {
-            // The script runs as nobody; as root we can give it the workspace.
+            // As root we can give the workspace to the script alone.
             nix::unistd::chown(
                 &workspace,
-                Some(nix::unistd::Uid::from_raw(sandbox::SANDBOX_UID)),
-                Some(nix::unistd::Gid::from_raw(sandbox::SANDBOX_GID)),
+                Some(nix::unistd::Uid::from_raw(owner.uid)),
+                Some(nix::unistd::Gid::from_raw(owner.gid)),
             )?;
             std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o700))?;
         } else {
@@ -504,19 +547,45 @@ pub async fn stop_signal() {
 /// poll: a signal in between would otherwise kill the process before it could
 /// clean up); resolves to the number of the first one.
 pub fn stop_signals() -> impl std::future::Future<Output = i32> + Send + 'static {
-    use tokio::signal::unix::{signal, SignalKind};
-    let handlers = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    );
-    async move {
-        let (Ok(mut int), Ok(mut term)) = handlers else {
+    let mut signals = StopSignals::new();
+    async move { signals.next().await }
+}
+
+/// SIGINT and SIGTERM, caught from creation on, one after another: for a
+/// command whose first signal starts a graceful stop and whose second cuts it
+/// short. Handlers made anew for the second one could miss it.
+pub struct StopSignals {
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    pub fn new() -> StopSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handlers = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Some((int, term)),
+            _ => None,
+        };
+        StopSignals { handlers }
+    }
+
+    /// The number of the next signal (never, if the handlers could not be set).
+    pub async fn next(&mut self) -> i32 {
+        let Some((int, term)) = self.handlers.as_mut() else {
             return std::future::pending().await;
         };
         tokio::select! {
             _ = int.recv() => libc::SIGINT,
             _ = term.recv() => libc::SIGTERM,
         }
+    }
+}
+
+impl Default for StopSignals {
+    fn default() -> Self {
+        StopSignals::new()
     }
 }
 

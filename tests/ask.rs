@@ -9,6 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{exec_config, stderr_of, stdout_of, Workdir};
 use serde_json::{json, Value};
@@ -23,6 +24,8 @@ struct Recorded {
     /// Lowercased names.
     headers: Vec<(String, String)>,
     body: Value,
+    /// When the request line arrived.
+    at: Instant,
 }
 
 impl Recorded {
@@ -41,8 +44,24 @@ impl Recorded {
 
 struct Reply {
     status: u16,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, Header)>,
     body: Value,
+}
+
+enum Header {
+    Text(String),
+    /// An HTTP date this long after the reply is sent: fixed when the test
+    /// starts, it could already be past by the time codemode asks.
+    DateIn(Duration),
+}
+
+impl Header {
+    fn render(&self) -> String {
+        match self {
+            Header::Text(text) => text.clone(),
+            Header::DateIn(after) => httpdate::fmt_http_date(SystemTime::now() + *after),
+        }
+    }
 }
 
 /// An HTTP server answering each request with the next scripted reply and
@@ -79,7 +98,7 @@ impl Scripted {
                     body.len()
                 );
                 for (name, value) in reply.headers {
-                    head.push_str(&format!("{name}: {value}\r\n"));
+                    head.push_str(&format!("{name}: {}\r\n", value.render()));
                 }
                 head.push_str("\r\n");
                 let _ = stream.write_all(head.as_bytes());
@@ -98,6 +117,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Recorded> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
+    let at = Instant::now();
     let path = line.split_whitespace().nth(1)?.to_string();
     let mut headers = Vec::new();
     loop {
@@ -121,6 +141,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Recorded> {
         path,
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at,
     })
 }
 
@@ -384,7 +405,7 @@ fn a_429_is_retried_after_retry_after() {
     let server = Scripted::start(vec![
         Reply {
             status: 429,
-            headers: vec![("Retry-After", "0")],
+            headers: vec![("Retry-After", Header::Text("0".into()))],
             body: json!({"error": {"message": "Rate limit reached", "type": "requests"}}),
         },
         openai(&answer("After the wait.")),
@@ -397,9 +418,37 @@ fn a_429_is_retried_after_retry_after() {
 }
 
 #[test]
-fn a_missing_api_key_is_a_usage_error_and_sends_nothing() {
+fn a_retry_after_http_date_is_waited_for() {
     let work = Workdir::with_config(&exec_config());
-    let server = Scripted::start(vec![openai(&answer("unreachable"))]);
+    // Whole seconds on the wire: 3 s ahead is 2–3 s of wait, clear of the
+    // 1 s backoff a first retry falls back to when the date is ignored.
+    let server = Scripted::start(vec![
+        Reply {
+            status: 429,
+            headers: vec![("Retry-After", Header::DateIn(Duration::from_secs(3)))],
+            body: json!({"error": {"message": "Rate limit reached", "type": "requests"}}),
+        },
+        openai(&answer("After the date.")),
+    ]);
+    let output = ask(&work, &server, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert_eq!(stdout_of(&output), "After the date.\n");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "retried after {waited:?}, before the Retry-After date"
+    );
+    // Far under MAX_WAIT and the later backoffs: the date, not a guess.
+    assert!(waited < Duration::from_secs(15), "retried after {waited:?}");
+    assert!(stderr_of(&output).contains("answered HTTP 429; retrying"));
+}
+
+#[test]
+fn a_loopback_server_needs_no_api_key_and_gets_no_authorization_header() {
+    let work = Workdir::with_config(&exec_config());
+    let server = Scripted::start(vec![openai(&answer("No key needed."))]);
     let output = work
         .codemode()
         .env("OPENAI_BASE_URL", &server.url)
@@ -407,9 +456,39 @@ fn a_missing_api_key_is_a_usage_error_and_sends_nothing() {
         .args(["ask", "--sandbox", "native", "--model", "openai/x", "task"])
         .output()
         .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert_eq!(stdout_of(&output), "No key needed.\n");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    assert_eq!(requests[0].header("authorization"), None);
+}
+
+#[test]
+fn a_missing_api_key_for_a_remote_server_is_a_usage_error_and_sends_nothing() {
+    let work = Workdir::with_config(&exec_config());
+    let server = Scripted::start(vec![openai(&answer("unreachable"))]);
+    // A remote host, with the scripted server as the HTTP proxy: a request
+    // that should not be sent would still land there and be seen.
+    let output = work
+        .codemode()
+        .env("OPENAI_BASE_URL", "http://llm.example.com/v1")
+        .env("HTTP_PROXY", &server.url)
+        .env("http_proxy", &server.url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("OPENAI_API_KEY")
+        .args(["ask", "--sandbox", "native", "--model", "openai/x", "task"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
     let stderr = stderr_of(&output);
     assert!(stderr.contains("OPENAI_API_KEY is not set"), "{stderr}");
+    assert!(stderr.contains("http://llm.example.com/v1"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(server.requests().is_empty());
 }

@@ -366,7 +366,8 @@ fn cgroup_procs_files(cgroup: &Path) -> Vec<PathBuf> {
 }
 
 /// `codemode exec --sandbox docker` against `host`, running a script that
-/// prints a line and then sleeps; returned once that line has arrived.
+/// prints a line and then sleeps; returned once that line has arrived (with
+/// `--json`, once the script says it printed it).
 struct Run {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -385,12 +386,30 @@ impl Run {
     }
 
     fn start_with_timeout(host: &str, timeout: &str) -> Run {
-        let work = Workdir::with_config(&exec_config());
-        std::fs::write(
-            work.path().join("sleeper.py"),
+        Run::launch(
+            host,
+            &["--timeout", timeout],
             "import time\nprint('first line')\ntime.sleep(30)\nprint('never printed')\n",
         )
-        .unwrap();
+    }
+
+    /// With `--json`, nothing reaches stdout before the end: the script calls
+    /// a tool, prints its line and then leaves a file in its workspace, which
+    /// the test watches for instead.
+    fn start_json(host: &str) -> Run {
+        Run::launch(
+            host,
+            &["--timeout", "120s", "--json"],
+            "import pathlib, time\nfrom mcp_tools import news\nnews.search(query='ai')\n\
+             print('first line')\npathlib.Path('printed').touch()\ntime.sleep(30)\n\
+             print('never printed')\n",
+        )
+    }
+
+    fn launch(host: &str, flags: &[&str], script: &str) -> Run {
+        let json = flags.contains(&"--json");
+        let work = Workdir::with_config(&exec_config());
+        std::fs::write(work.path().join("sleeper.py"), script).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         std::fs::set_permissions(
             tmp.path(),
@@ -405,7 +424,8 @@ impl Run {
             .env_remove("CODEMODE_CONFIG")
             .arg("--config")
             .arg(work.config())
-            .args(["exec", "--sandbox", "docker", "--timeout", timeout])
+            .args(["exec", "--sandbox", "docker"])
+            .args(flags)
             .arg("sleeper.py")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -435,17 +455,25 @@ impl Run {
             tree: Vec::new(),
             _work: work,
         };
-        match run.lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => assert_eq!(line, "first line"),
-            Err(_) => {
-                let _ = run.child.kill();
-                let _ = run.child.wait();
-                let stderr = std::mem::replace(&mut run.stderr, std::thread::spawn(String::new));
-                panic!(
-                    "the script never printed its first line; stderr:\n{}",
-                    stderr.join().unwrap_or_default()
-                );
+        let printed = if json {
+            run.wait_for_printed()
+        } else {
+            match run.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    assert_eq!(line, "first line");
+                    true
+                }
+                Err(_) => false,
             }
+        };
+        if !printed {
+            let _ = run.child.kill();
+            let _ = run.child.wait();
+            let stderr = std::mem::replace(&mut run.stderr, std::thread::spawn(String::new));
+            panic!(
+                "the script never printed its first line; stderr:\n{}",
+                stderr.join().unwrap_or_default()
+            );
         }
         assert_eq!(
             dir_entries(run.tmp.path()).len(),
@@ -454,6 +482,27 @@ impl Run {
         );
         run.tree = common::descendants_of(run.child.id());
         run
+    }
+
+    /// Waits for the `printed` file in the run's workspace; then a moment
+    /// more, for the line to travel from the container through the engine to
+    /// exec. False if it never appears.
+    fn wait_for_printed(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let printed = dir_entries(self.tmp.path())
+                .iter()
+                .any(|run| self.tmp.path().join(run).join("workspace/printed").exists());
+            if printed {
+                std::thread::sleep(Duration::from_secs(1));
+                return true;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Waits (bounded) for exec to exit; its exit code, how long that took
@@ -492,6 +541,16 @@ struct Finished {
 /// 125 (the sandbox failed, as `docker run` reports a daemon error), the
 /// output from before kept, and one line saying the engine went away.
 fn assert_lost_run(finished: &Finished, host: &str, within: Duration) {
+    assert!(
+        finished.stdout.is_empty(),
+        "printed after the daemon went away: {:?}",
+        finished.stdout
+    );
+    assert_lost_exit(finished, host, within);
+}
+
+/// A prompt exit with 125 and one line on stderr saying the engine went away.
+fn assert_lost_exit(finished: &Finished, host: &str, within: Duration) {
     let stderr = &finished.stderr;
     assert!(
         finished.took < within,
@@ -499,11 +558,6 @@ fn assert_lost_run(finished: &Finished, host: &str, within: Duration) {
         finished.took
     );
     assert_eq!(finished.code, 125, "{stderr}");
-    assert!(
-        finished.stdout.is_empty(),
-        "printed after the daemon went away: {:?}",
-        finished.stdout
-    );
     // The backend note, then exactly one line: no warnings, no panic.
     let lines: Vec<&str> = stderr
         .lines()
@@ -587,6 +641,65 @@ fn the_daemon_crashing_mid_run_fails_the_run_promptly_and_clearly() {
     assert!(
         stderr.contains("docker sandbox is unavailable") && stderr.contains(&daemon.host),
         "{stderr}"
+    );
+}
+
+/// `--json` users get the report even of a run the engine was lost under:
+/// the schema of every report, the output and tool calls from before, no exit
+/// code (nobody knows it), and the error saying why; stderr and the exit code
+/// are those of any lost run.
+#[test]
+fn with_json_a_lost_engine_still_reports_what_ran_before() {
+    if !private_daemon_possible() {
+        return;
+    }
+    let mut daemon = PrivateDaemon::start();
+    let run = Run::start_json(&daemon.host);
+    let since = Instant::now();
+    daemon.stop("KILL");
+    let finished = run.finish(since);
+    assert_lost_exit(&finished, &daemon.host, PROMPT_EXIT);
+    let stdout = finished.stdout.join("\n");
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|err| panic!("stdout is not one JSON document ({err}):\n{stdout}"));
+    let mut keys: Vec<&str> = report
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "duration_ms",
+            "error",
+            "exit_code",
+            "sandbox",
+            "stderr",
+            "stdout",
+            "success",
+            "timed_out",
+            "tool_calls",
+            "truncated"
+        ],
+        "{report:#}"
+    );
+    assert_eq!(report["success"], false, "{report:#}");
+    assert_eq!(report["exit_code"], serde_json::Value::Null, "{report:#}");
+    assert_eq!(report["timed_out"], false, "{report:#}");
+    assert_eq!(report["sandbox"], "docker", "{report:#}");
+    assert_eq!(report["stdout"], "first line\n", "{report:#}");
+    let calls = report["tool_calls"].as_array().expect("tool_calls");
+    assert_eq!(calls.len(), 1, "{report:#}");
+    assert_eq!(calls[0]["server"], "news", "{report:#}");
+    assert_eq!(calls[0]["tool"], "search", "{report:#}");
+    assert_eq!(calls[0]["ok"], true, "{report:#}");
+    let error = report["error"].as_str().expect("an error");
+    assert!(
+        error.contains(&format!("Docker engine at {} went away", daemon.host))
+            && error.contains("outcome is unknown"),
+        "{error}"
     );
 }
 

@@ -632,6 +632,49 @@ fn sigterm_stops_the_bridge_with_a_call_hanging_in_a_tool() {
     bridge_stopped_with_a_call_in_flight("TERM");
 }
 
+/// A second signal during the shutdown grace (Ctrl-C pressed again, or a
+/// supervisor escalating) stops the bridge at once: it waits out neither the
+/// hanging call nor the grace of a server that will not stop by itself, and
+/// still leaves no server and no socket behind.
+#[test]
+fn a_second_signal_stops_the_bridge_at_once_with_a_call_hanging_in_a_tool() {
+    let mut bridge = BridgeProcess::start(&config("hang-stubborn", "30s"), &[]);
+    let pid = bridge.child.id();
+    let hanging = {
+        let (url, token) = (bridge.url_tcp(), bridge.token.clone());
+        std::thread::spawn(move || {
+            let body = json!({"server": "bad", "tool": "hang", "arguments": {}}).to_string();
+            http(&url, "POST", "/rpc", Some(&token), body.as_bytes())
+        })
+    };
+    call(&bridge, "news", "search", json!({"query": "ai"}));
+    std::thread::sleep(Duration::from_millis(300));
+    let servers = children_of(pid);
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    common::send_signal(pid, "TERM");
+    // Well into the grace, which the hanging call would hold for 10 s.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        bridge.child.try_wait().unwrap().is_none(),
+        "the bridge did not wait for the call in flight\n{}",
+        bridge.stderr()
+    );
+    let started = Instant::now();
+    let status = bridge.signal("INT");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?} after the second signal\n{}",
+        bridge.stderr()
+    );
+    assert!(status.success(), "{status:?}\n{}", bridge.stderr());
+    assert!(!bridge.socket.exists(), "the socket was left behind");
+    let left = common::wait_until_gone(&servers, Duration::from_millis(500));
+    assert!(left.is_empty(), "servers left: {left:?}");
+    let (status, _) = hanging.join().unwrap();
+    assert!(status == 0 || status >= 500, "{status}");
+}
+
 /// `codemode serve` over stdio with the example servers, initialized.
 fn serve_stdio() -> (std::process::Child, Workdir, Vec<(u32, String)>) {
     use std::io::{BufRead, Write};
@@ -665,6 +708,22 @@ fn serve_stdio() -> (std::process::Child, Workdir, Vec<(u32, String)>) {
     child.stdin = Some(stdin);
     let servers = wait_for_children(child.id(), 2);
     (child, work, servers)
+}
+
+/// Sends `signal` to `child` and waits up to `limit` for it to exit: how long
+/// that took, how it ended, and what it wrote to stderr.
+fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: &str,
+    limit: Duration,
+) -> (Duration, std::process::ExitStatus, String) {
+    let started = Instant::now();
+    common::send_signal(child.id(), signal);
+    let status = common::wait_with_timeout(child, limit);
+    let took = started.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (took, status, stderr)
 }
 
 fn wait_for_children(pid: u32, count: usize) -> Vec<(u32, String)> {
@@ -784,12 +843,7 @@ fn sigterm_while_serve_starts_its_servers_does_not_wait_for_a_stuck_one() {
         .spawn()
         .unwrap();
     let servers = wait_for_children(child.id(), 1);
-    let started = Instant::now();
-    common::send_signal(child.id(), "TERM");
-    let status = common::wait_with_timeout(&mut child, Duration::from_secs(70));
-    let took = started.elapsed();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (took, status, stderr) = signal_and_wait(&mut child, "TERM", Duration::from_secs(70));
     assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
     assert_eq!(status.code(), Some(0), "{status:?}: {stderr}");
     let left = common::wait_until_gone(&servers, Duration::from_secs(5));
@@ -930,12 +984,7 @@ fn sigterm_while_the_bridge_warms_up_stops_it_at_once() {
         .spawn()
         .unwrap();
     let servers = wait_for_children(child.id(), 1);
-    let started = Instant::now();
-    common::send_signal(child.id(), "TERM");
-    let status = common::wait_with_timeout(&mut child, Duration::from_secs(70));
-    let took = started.elapsed();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (took, status, stderr) = signal_and_wait(&mut child, "TERM", Duration::from_secs(70));
     assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
     assert_eq!(status.code(), Some(0), "{status:?}: {stderr}");
     assert!(!socket.exists(), "the socket was left behind");

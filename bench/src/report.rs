@@ -86,12 +86,14 @@ pub fn table(r: &Results) -> String {
     let p = &r.plan;
     let mut out = format!(
         "codemode bridge benchmark, {}, {} cores ({}), Python {}\n\
-         every call: news.get_article(id=\"tech-001\") on the example news-server (release build)\n\
+         every call: news.get_article(id=\"tech-001\") on the example news-server ({} build)\n\
          {} iterations: {} calls per path in 1-2, {} Python calls, {} calls per worker x {} runs, {} naive sessions\n\n",
         r.date,
         r.cores,
         r.cpu,
         r.python_version,
+        // The bench runs the binaries of its own build profile.
+        if cfg!(debug_assertions) { "debug" } else { "release" },
         if p.quick { "--quick" } else { "default" },
         p.calls,
         p.python_latency_calls,

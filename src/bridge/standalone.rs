@@ -24,12 +24,17 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     // waits for a slow server would otherwise take the default action, which
     // leaves the socket file and the starting servers behind.
     let stop = CancellationToken::new();
-    let stopped = crate::exec::stop_signals();
+    // The first signal lets calls in flight finish; a second one (someone
+    // tired of waiting, or a supervisor's escalation) ends it at once.
+    let force = CancellationToken::new();
+    let mut signals = crate::exec::StopSignals::new();
     tokio::spawn({
-        let stop = stop.clone();
+        let (stop, force) = (stop.clone(), force.clone());
         async move {
-            stopped.await;
+            signals.next().await;
             stop.cancel();
+            signals.next().await;
+            force.cancel();
         }
     });
 
@@ -69,6 +74,15 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     }
 
     let registry = Arc::new(Registry::new(specs));
+    // Also while the servers are being stopped: a slow one's grace is a wait
+    // like any other.
+    tokio::spawn({
+        let (registry, force) = (Arc::clone(&registry), force.clone());
+        async move {
+            force.cancelled().await;
+            registry.hurry_shutdown();
+        }
+    });
     let bridge = Bridge::new(Arc::clone(&registry), RequestLimits::default());
     let spec = GrantSpec {
         allow: (!args.allow.is_empty()).then(|| args.allow.clone()),
@@ -152,14 +166,19 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
             .map(|p| format!("; token in {}", p.display()))
             .unwrap_or_else(|| "; token from CODEMODE_BRIDGE_TOKEN".into())
     ));
-    bridge
-        .serve(
-            listeners,
-            ConnectionLimits::default(),
-            stop.cancelled_owned(),
-        )
-        .await;
-    ctx.say("codemode bridge stopping");
+    let serving = bridge.serve(
+        listeners,
+        ConnectionLimits::default(),
+        stop.cancelled_owned(),
+    );
+    tokio::select! {
+        _ = serving => ctx.say("codemode bridge stopping"),
+        // Dropping the server ends its grace; the calls still in flight fail
+        // as their servers are killed below.
+        _ = force.cancelled() => {
+            ctx.say("codemode bridge stopping now (second signal): calls in flight are cut off")
+        }
+    }
     drop(grant);
     registry.shutdown().await;
     Ok(())

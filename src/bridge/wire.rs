@@ -26,7 +26,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    #[cfg(test)]
+    /// Every kind, for checks that must cover the whole contract.
     pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Unauthorized,
         ErrorKind::Forbidden,
@@ -134,6 +134,15 @@ pub fn parse_request(body: &[u8]) -> Result<(RpcRequest, Map<String, Value>), Rp
             format!("the request nests {depth} levels deep; the limit is {MAX_DEPTH}"),
         ));
     }
+    // serde would also take a struct from an array (`["news", "search"]`);
+    // the contract is an object, and a lenient parser is one more dialect
+    // for clients to come to depend on.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(RpcError::new(
+            ErrorKind::BadRequest,
+            "the body must be a JSON object: {\"server\": S, \"tool\": T, \"arguments\": {...}}",
+        ));
+    }
     let request: RpcRequest = serde_json::from_slice(body).map_err(|err| {
         RpcError::new(
             ErrorKind::BadRequest,
@@ -217,6 +226,13 @@ mod tests {
     fn non_object_arguments_are_invalid_arguments() {
         let err = parse_request(br#"{"server": "s", "tool": "t", "arguments": [1]}"#).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidArguments);
+    }
+
+    #[test]
+    fn a_request_as_an_array_is_a_bad_request() {
+        let err = parse_request(br#" ["s", "t"]"#).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadRequest);
+        assert!(err.message.contains("JSON object"), "{}", err.message);
     }
 
     #[test]

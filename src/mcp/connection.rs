@@ -12,6 +12,7 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
 
 use super::stderr::StderrTail;
 use super::McpError;
@@ -22,7 +23,13 @@ pub type Session = RunningService<RoleClient, ()>;
 /// How long to wait for a dying child's last stderr lines before quoting them.
 const STDERR_SETTLE: Duration = Duration::from_millis(300);
 
-pub async fn open(spec: &ResolvedServer, stderr: &Arc<StderrTail>) -> Result<Session, McpError> {
+/// `hurry`, once cancelled, makes stopping a stdio server kill it at once
+/// instead of granting it the [`STOP_GRACE`]s.
+pub async fn open(
+    spec: &ResolvedServer,
+    stderr: &Arc<StderrTail>,
+    hurry: &CancellationToken,
+) -> Result<Session, McpError> {
     let server = spec.name.clone();
     let started = match &spec.transport {
         Transport::Stdio {
@@ -40,12 +47,12 @@ pub async fn open(spec: &ResolvedServer, stderr: &Arc<StderrTail>) -> Result<Ses
             // launcher (npx, uvx, a shell script) also stops what it launched.
             let mut wrapped = CommandWrap::from(cmd);
             wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-            let (transport, child_stderr) =
-                ChildTransport::spawn(wrapped, stderr).map_err(|source| McpError::Spawn {
-                    server: server.clone(),
-                    command: command.display().to_string(),
-                    reason: spawn_reason(&source),
-                })?;
+            let (transport, child_stderr) = ChildTransport::spawn(wrapped, stderr, hurry.clone())
+                .map_err(|source| McpError::Spawn {
+                server: server.clone(),
+                command: command.display().to_string(),
+                reason: spawn_reason(&source),
+            })?;
             if let Some(child_stderr) = child_stderr {
                 stderr.follow(&server, child_stderr);
             }
@@ -121,6 +128,7 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 struct ChildTransport {
     /// Killed (its whole process group) when dropped, unless it has exited.
     child: Option<Box<dyn ChildWrapper>>,
+    hurry: CancellationToken,
     io: rmcp::transport::async_rw::AsyncRwTransport<
         RoleClient,
         CappedLines<tokio::process::ChildStdout>,
@@ -132,6 +140,7 @@ impl ChildTransport {
     fn spawn(
         mut command: CommandWrap,
         tail: &Arc<StderrTail>,
+        hurry: CancellationToken,
     ) -> std::io::Result<(ChildTransport, Option<tokio::process::ChildStderr>)> {
         command
             .command_mut()
@@ -153,6 +162,7 @@ impl ChildTransport {
         Ok((
             ChildTransport {
                 child: Some(child),
+                hurry,
                 io,
             },
             stderr,
@@ -160,25 +170,34 @@ impl ChildTransport {
     }
 
     /// The MCP stdio shutdown: close stdin and wait; then SIGTERM and wait;
-    /// then kill.
+    /// then kill. Straight to the kill once `hurry` is cancelled, before or
+    /// during the waits.
     async fn stop(&mut self) -> std::io::Result<()> {
         use rmcp::transport::Transport;
         let Some(child) = self.child.as_mut() else {
             return Ok(());
         };
-        let _ = self.io.close().await;
-        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
-            self.child = None;
+        let io = &mut self.io;
+        let polite = async {
+            let _ = io.close().await;
+            if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+                return true;
+            }
+            let _ = child.signal(libc::SIGTERM);
+            tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok()
+        };
+        let exited = tokio::select! {
+            biased;
+            _ = self.hurry.cancelled() => false,
+            exited = polite => exited,
+        };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if exited {
             return Ok(());
         }
-        let _ = child.signal(libc::SIGTERM);
-        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
-            self.child = None;
-            return Ok(());
-        }
-        let killed = Box::into_pin(child.kill()).await;
-        self.child = None;
-        killed
+        Box::into_pin(child.kill()).await
     }
 }
 

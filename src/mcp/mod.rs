@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, Tool};
 use rmcp::service::{Peer, RoleClient};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ResolvedServer;
 use connection::Session;
@@ -95,6 +96,8 @@ impl McpError {
 
 pub struct Registry {
     servers: BTreeMap<String, Arc<Server>>,
+    /// Shared with every server: see [`Registry::hurry_shutdown`].
+    hurry: CancellationToken,
 }
 
 struct Server {
@@ -106,6 +109,7 @@ struct Server {
     stderr: Arc<StderrTail>,
     tools: Mutex<Option<Arc<Vec<Tool>>>>,
     restarts: std::sync::Mutex<Restarts>,
+    hurry: CancellationToken,
 }
 
 /// Failed starts in a row, and when the next try may happen: a server that
@@ -143,6 +147,7 @@ pub struct ToolInfo {
 impl Registry {
     /// Builds the registry; nothing starts until a server is first used.
     pub fn new(servers: Vec<ResolvedServer>) -> Registry {
+        let hurry = CancellationToken::new();
         let servers = servers
             .into_iter()
             .map(|spec| {
@@ -153,11 +158,12 @@ impl Registry {
                     stderr: StderrTail::new(),
                     tools: Mutex::new(None),
                     restarts: Default::default(),
+                    hurry: hurry.clone(),
                 };
                 (server.spec.name.clone(), Arc::new(server))
             })
             .collect();
-        Registry { servers }
+        Registry { servers, hurry }
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -238,6 +244,13 @@ impl Registry {
             .await
     }
 
+    /// From now on stopping a stdio server kills it without its graces:
+    /// `shutdown`, already waiting or still to come, ends at once. For a
+    /// second Ctrl-C, whose sender wants the process gone, not tidy.
+    pub fn hurry_shutdown(&self) {
+        self.hurry.cancel();
+    }
+
     /// Stops every running server (closing stdin, then signals), within a bound.
     pub async fn shutdown(&self) {
         let stops = self.servers.values().map(|server| async move {
@@ -272,7 +285,7 @@ impl Server {
                 }
             }
         }
-        match connection::open(&self.spec, &self.stderr).await {
+        match connection::open(&self.spec, &self.stderr, &self.hurry).await {
             Ok(session) => {
                 *self.restarts_lock() = Restarts::default();
                 let peer = session.peer().clone();

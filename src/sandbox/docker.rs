@@ -944,12 +944,15 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
 /// the container may outlive it (a crashed daemon leaves it running, and no
 /// one can remove it now), so the message says where to look.
 fn engine_lost(name: &str, cause: &dyn std::fmt::Display) -> SandboxError {
-    failed(format!(
-        "the Docker engine at {} went away during the run ({cause}); the script's \
-         outcome is unknown and its container {name} may be left behind \
-         (`docker ps -a --filter label={RUN_LABEL}`)",
-        docker_host()
-    ))
+    SandboxError::Lost {
+        backend: BACKEND,
+        reason: format!(
+            "the Docker engine at {} went away during the run ({cause}); the script's \
+             outcome is unknown and its container {name} may be left behind \
+             (`docker ps -a --filter label={RUN_LABEL}`)",
+            docker_host()
+        ),
+    }
 }
 
 fn unavailable(reason: String) -> SandboxError {
@@ -1078,6 +1081,10 @@ mod tests {
                 args: vec![],
                 env: BTreeMap::new(),
                 bridge_dir: bridge,
+                host_user: crate::sandbox::HostUser {
+                    uid: SANDBOX_UID,
+                    gid: SANDBOX_GID,
+                },
                 limits: Limits {
                     timeout: Duration::from_secs(30),
                     ..Limits::default()

@@ -26,9 +26,32 @@ pub const SANDBOX_WORKSPACE: &str = "/workspace";
 pub const SANDBOX_BRIDGE_DIR: &str = "/run/codemode";
 /// The bridge socket's file name, on the host and in the sandbox.
 pub const BRIDGE_SOCKET_NAME: &str = "bridge.sock";
-/// The user the script runs as: `nobody`, in both backends.
+/// The user the script sees itself as: `nobody`, in both backends. Docker's
+/// is also host uid 65534; the native backend maps it to [`RunSpec::host_user`].
 pub const SANDBOX_UID: u32 = 65534;
 pub const SANDBOX_GID: u32 = 65534;
+
+/// A uid and gid on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The host user one run's script will have, from [`Backend::run_user`];
+/// keep it until the run and its files are gone, as it may be reserved for
+/// this run alone.
+#[derive(Debug)]
+pub struct RunUser {
+    user: HostUser,
+    _lease: Option<native::Lease>,
+}
+
+impl RunUser {
+    pub fn user(&self) -> HostUser {
+        self.user
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -74,6 +97,9 @@ pub struct RunSpec {
     /// Host directory holding the bridge socket [`BRIDGE_SOCKET_NAME`]; the
     /// sandbox sees it at [`SANDBOX_BRIDGE_DIR`].
     pub bridge_dir: PathBuf,
+    /// Who the script is on the host, from [`Backend::run_user`]: the owner
+    /// the workspace needs.
+    pub host_user: HostUser,
     pub limits: Limits,
 }
 
@@ -106,6 +132,14 @@ pub enum SandboxError {
         backend: &'static str,
         reason: String,
     },
+    /// The run was under way when the sandbox was lost (the Docker engine
+    /// went away): how the script ended is unknown, but what it printed and
+    /// called until then is known, and callers report it.
+    #[error("the {backend} sandbox failed: {reason}")]
+    Lost {
+        backend: &'static str,
+        reason: String,
+    },
 }
 
 /// Which backend to use, as `--sandbox` and `sandbox.backend` say.
@@ -126,6 +160,22 @@ impl Backend {
         match self {
             Backend::Docker(_) => "docker",
             Backend::Native(_) => "native",
+        }
+    }
+
+    /// The host user the next run's script will have, to be given its
+    /// workspace and passed back in [`RunSpec::host_user`]. Docker's is host
+    /// 65534 (its container's `nobody`, without user namespace remapping).
+    pub fn run_user(&self) -> Result<RunUser, SandboxError> {
+        match self {
+            Backend::Docker(_) => Ok(RunUser {
+                user: HostUser {
+                    uid: SANDBOX_UID,
+                    gid: SANDBOX_GID,
+                },
+                _lease: None,
+            }),
+            Backend::Native(native) => native.run_user(),
         }
     }
 

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use super::{api::ServerApis, index, Served, MODULE_URI};
 use crate::catalog::Catalog;
 use crate::discovery;
+use crate::error::Error;
 use crate::exec::{Options, Report};
 use crate::sandbox::{OutputSink, Stream};
 
@@ -455,6 +456,9 @@ impl CodemodeServer {
         }
         match outcome {
             Ok(report) => report_result(&report),
+            // The report's `error` says the sandbox was lost; what ran until
+            // then is worth more to the client than the message alone.
+            Err(Error::RunLost { report, .. }) => report_result(&report),
             Err(err) => text_result(format!("codemode could not run the code: {err}"), true),
         }
     }

@@ -28,14 +28,17 @@ pub async fn complete(
         "temperature": client.temperature.clamp(0.0, 1.0),
     });
     let mut headers = HeaderMap::new();
-    let mut key = HeaderValue::from_str(&client.key).map_err(|_| {
-        LlmError::Failed(format!(
-            "{} holds characters a header cannot",
-            client.key_var
-        ))
-    })?;
-    key.set_sensitive(true);
-    headers.insert("x-api-key", key);
+    // No key means a loopback server (Client::new allows nothing else).
+    if let Some(key) = &client.key {
+        let mut key = HeaderValue::from_str(key).map_err(|_| {
+            LlmError::Failed(format!(
+                "{} holds characters a header cannot",
+                client.key_var
+            ))
+        })?;
+        key.set_sensitive(true);
+        headers.insert("x-api-key", key);
+    }
     headers.insert("anthropic-version", HeaderValue::from_static(VERSION));
     let reply = client.post(&url, headers, &body).await?;
     let blocks = reply

@@ -6,7 +6,8 @@
 mod anthropic;
 mod openai;
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -68,11 +69,11 @@ pub struct Completion {
 pub enum LlmError {
     #[error("unknown LLM provider `{provider}` in `{model}`: use openai/MODEL (any OpenAI-compatible API, e.g. Ollama) or anthropic/MODEL")]
     UnknownProvider { provider: String, model: String },
-    #[error("{var} is not set: `{model}` needs an API key{hint}")]
+    #[error("{var} is not set: `{model}` at {base} needs an API key (a server on localhost or a loopback address needs none)")]
     MissingKey {
         var: &'static str,
         model: String,
-        hint: &'static str,
+        base: String,
     },
     #[error("model `{model}` not found at {url}: {message}")]
     UnknownModel {
@@ -82,6 +83,14 @@ pub enum LlmError {
     },
     #[error("{url} rejected the API key from {var} (HTTP {status}): {message}")]
     Auth {
+        url: String,
+        var: &'static str,
+        status: u16,
+        message: String,
+    },
+    /// A 401/403 when no key was sent: the loopback server wants one after all.
+    #[error("{url} wants an API key (HTTP {status}): set {var}: {message}")]
+    KeyRequired {
         url: String,
         var: &'static str,
         status: u16,
@@ -102,6 +111,7 @@ impl LlmError {
                 | LlmError::MissingKey { .. }
                 | LlmError::UnknownModel { .. }
                 | LlmError::Auth { .. }
+                | LlmError::KeyRequired { .. }
         )
     }
 }
@@ -119,7 +129,8 @@ pub struct Client {
     spec: String,
     model: String,
     base: String,
-    key: String,
+    /// None only for a loopback server: then no key header is sent at all.
+    key: Option<String>,
     key_var: &'static str,
     temperature: f64,
     max_tokens: u32,
@@ -155,35 +166,37 @@ impl Client {
         if model.is_empty() {
             return Err(unknown());
         }
-        let (kind, key_var, base_var, default_base, hint) = match provider {
+        let (kind, key_var, base_var, default_base) = match provider {
             "openai" => (
                 Kind::OpenAi,
                 "OPENAI_API_KEY",
                 "OPENAI_BASE_URL",
                 "https://api.openai.com/v1",
-                // Local servers ignore the key, but an empty one is more
-                // often a mistake than a choice: ask for any value.
-                " (a local server such as Ollama accepts any value, e.g. OPENAI_API_KEY=ollama)",
             ),
             "anthropic" => (
                 Kind::Anthropic,
                 "ANTHROPIC_API_KEY",
                 "ANTHROPIC_BASE_URL",
                 "https://api.anthropic.com",
-                "",
             ),
             _ => return Err(unknown()),
         };
-        let key = env(key_var).ok_or_else(|| LlmError::MissingKey {
-            var: key_var,
-            model: spec.to_string(),
-            hint,
-        })?;
         let base = env(base_var)
             .or_else(|| llm.api_base.clone())
             .unwrap_or_else(|| default_base.to_string())
             .trim_end_matches('/')
             .to_string();
+        // Ollama, llama.cpp and vLLM on this machine take no key, and a key
+        // sent over loopback reaches no one else; anywhere else a missing key
+        // is a mistake worth stopping for before any request.
+        let key = env(key_var);
+        if key.is_none() && !is_loopback(&base) {
+            return Err(LlmError::MissingKey {
+                var: key_var,
+                model: spec.to_string(),
+                base,
+            });
+        }
         let http = reqwest::Client::builder()
             .timeout(llm.timeout)
             .connect_timeout(Duration::from_secs(10))
@@ -301,6 +314,14 @@ impl Client {
             .and_then(|e| e.get("code").and_then(Value::as_str))
             .unwrap_or("");
         let lower = message.to_lowercase();
+        if (status == 401 || status == 403) && self.key.is_none() {
+            return LlmError::KeyRequired {
+                url: url.to_string(),
+                var: self.key_var,
+                status,
+                message,
+            };
+        }
         if status == 401 || status == 403 {
             return LlmError::Auth {
                 url: url.to_string(),
@@ -333,10 +354,35 @@ impl Client {
     /// Servers sometimes echo the key (or part of it) in an error: it must
     /// not reach the terminal, a log or a trace.
     fn redact(&self, text: &str) -> String {
-        if self.key.len() < 4 {
-            return text.to_string();
+        match &self.key {
+            Some(key) if key.len() >= 4 => text.replace(key.as_str(), "[redacted]"),
+            _ => text.to_string(),
         }
-        text.replace(&self.key, "[redacted]")
+    }
+}
+
+/// Whether `base` names this machine: `localhost` or a loopback IP. Only the
+/// host decides, so a remote URL with `localhost` in its path still needs a
+/// key; `0.0.0.0` and LAN addresses may be other machines, so they do too.
+fn is_loopback(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // The URL parser has already normalised IPs (`127.1` is `127.0.0.1`) and
+    // lowercased names; IPv6 keeps its brackets.
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => host.trim_end_matches('.') == "localhost",
     }
 }
 
@@ -345,12 +391,24 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(MAX_WAIT)
 }
 
-/// `Retry-After` in seconds (an HTTP date is rare from APIs and not worth a
-/// parser: backoff covers it).
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110 allows both, and
+/// proxies in front of local servers send dates). A date already past means
+/// now; either form is capped at MAX_WAIT. Anything else: None, so backoff.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
-    let seconds: f64 = value.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds).min(MAX_WAIT))
+    retry_after_at(value, SystemTime::now())
+}
+
+fn retry_after_at(value: &str, now: SystemTime) -> Option<Duration> {
+    let wait = match value.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Duration::from_secs_f64(seconds),
+        Ok(_) => return None,
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_WAIT))
 }
 
 fn snippet(text: &str) -> String {
@@ -405,6 +463,62 @@ mod tests {
     }
 
     #[test]
+    fn only_a_loopback_base_url_makes_the_key_optional() {
+        for base in [
+            "http://localhost:11434/v1",
+            "http://LOCALHOST:8080",
+            "http://localhost.:8080",
+            "http://127.0.0.1:8000/v1",
+            "http://127.1.2.3",
+            "http://[::1]:8000/v1",
+            "http://[::ffff:127.0.0.1]/v1",
+        ] {
+            assert!(is_loopback(base), "{base}");
+            let c = client("openai/m", &[("OPENAI_BASE_URL", base)]).unwrap();
+            assert!(c.key.is_none(), "{base}");
+        }
+        for base in [
+            "https://api.openai.com/v1",
+            "http://10.0.0.5:11434/v1",
+            "http://0.0.0.0:11434/v1",
+            "http://localhost.example.com/v1",
+            "http://ollama.localhost/v1",
+            "http://example.com/localhost",
+            "http://user@example.com@localhost.evil/v1",
+            "not a url",
+        ] {
+            assert!(!is_loopback(base), "{base}");
+            let err = client("openai/m", &[("OPENAI_BASE_URL", base)])
+                .err()
+                .unwrap();
+            assert!(matches!(err, LlmError::MissingKey { .. }), "{base}: {err}");
+        }
+        let c = client(
+            "openai/m",
+            &[
+                ("OPENAI_BASE_URL", "http://localhost:8000/v1"),
+                ("OPENAI_API_KEY", "k"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.key.as_deref(), Some("k"), "a key given is still sent");
+        let err = c.classify("u", 401, "{}");
+        assert!(matches!(err, LlmError::Auth { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_keyless_loopback_server_asking_for_a_key_says_which_variable() {
+        let c = client(
+            "openai/m",
+            &[("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")],
+        )
+        .unwrap();
+        let err = c.classify("u", 401, r#"{"error": {"message": "Unauthorized"}}"#);
+        assert!(err.is_configuration());
+        assert!(err.to_string().contains("set OPENAI_API_KEY"), "{err}");
+    }
+
+    #[test]
     fn a_missing_key_or_unknown_provider_is_a_configuration_error() {
         let err = client("openai/gpt-4o", &[]).err().unwrap();
         assert!(err.is_configuration());
@@ -454,7 +568,40 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert("retry-after", "9999".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(MAX_WAIT));
+        headers.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "-1".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
         assert_eq!(backoff(1), Duration::from_secs(1));
         assert_eq!(backoff(3), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date() {
+        // 1994-11-06T08:49:37Z, RFC 9110's example.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let before = |secs| at - Duration::from_secs(secs);
+        assert_eq!(
+            retry_after_at(date, before(7)),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(retry_after_at(date, at), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after_at(date, at + Duration::from_secs(30)),
+            Some(Duration::ZERO),
+            "a date past is now"
+        );
+        assert_eq!(retry_after_at(date, before(3600)), Some(MAX_WAIT));
+        // The obsolete forms RFC 9110 still asks recipients to accept.
+        assert_eq!(
+            retry_after_at("Sunday, 06-Nov-94 08:49:37 GMT", before(2)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after_at("Sun Nov  6 08:49:37 1994", before(2)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(retry_after_at("Sun, 06 Nov 1994 25:00:00 GMT", at), None);
     }
 }

@@ -27,14 +27,18 @@ pub async fn complete(
         "temperature": client.temperature,
     });
     let mut headers = HeaderMap::new();
-    let mut bearer = HeaderValue::from_str(&format!("Bearer {}", client.key)).map_err(|_| {
-        LlmError::Failed(format!(
-            "{} holds characters a header cannot",
-            client.key_var
-        ))
-    })?;
-    bearer.set_sensitive(true);
-    headers.insert(AUTHORIZATION, bearer);
+    // No key means a loopback server (Client::new allows nothing else): an
+    // empty `Bearer ` would be rejected by servers started with a key.
+    if let Some(key) = &client.key {
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            LlmError::Failed(format!(
+                "{} holds characters a header cannot",
+                client.key_var
+            ))
+        })?;
+        bearer.set_sensitive(true);
+        headers.insert(AUTHORIZATION, bearer);
+    }
     let reply = client.post(&url, headers, &body).await?;
     let text = reply
         .pointer("/choices/0/message/content")

@@ -9,8 +9,12 @@
 //!
 //! Layers, in the order they are applied:
 //! 1. cgroup (memory, pids, cpu; where the host allows: as root, v1 or v2),
-//! 2. an unprivileged host uid (65534 when codemode runs as root),
-//! 3. user, mount, pid, net, ipc, uts and cgroup namespaces (uid 65534 inside),
+//! 2. an unprivileged host uid: the invoking user's, or, when codemode runs
+//!    as root, one of the run's own, picked at random from a range no
+//!    account uses (see [`host_user`]), so that no other host process (a
+//!    daemon running as `nobody`, another run) can read or trace the script,
+//! 3. user, mount, pid, net, ipc, uts and cgroup namespaces (that host uid
+//!    is 65534, `nobody`, inside),
 //! 4. a new root of read-only binds, a writable `/workspace`, a sized `/tmp`,
 //!    a minimal `/dev`, a fresh `/proc`; hostname `sandbox`,
 //! 5. rlimits, 6. no capabilities, 7. Landlock (+ no_new_privs), 8. seccomp,
@@ -20,6 +24,7 @@
 //! run fails with the layer and the reason, and nothing of the script runs.
 
 mod cgroup;
+mod host_user;
 mod init;
 mod landlock;
 mod launch;
@@ -37,11 +42,12 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Finished, OutputSink, RunSpec, SandboxError, BRIDGE_SOCKET_NAME, SANDBOX_BRIDGE_DIR,
-    SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
+    Finished, HostUser, OutputSink, RunSpec, RunUser, SandboxError, BRIDGE_SOCKET_NAME,
+    SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
 };
 use protocol::{InitSpec, Report};
 
+pub use host_user::Lease;
 pub use init::init_main;
 
 /// The hidden first argument with which codemode re-executes itself as the
@@ -88,6 +94,25 @@ impl NativeSandbox {
     fn with_exe(mut self, exe: PathBuf) -> NativeSandbox {
         self.exe = exe;
         self
+    }
+
+    /// A fresh unused host user as root; otherwise the invoking user, the
+    /// only one an unprivileged user namespace can map.
+    pub fn run_user(&self) -> Result<RunUser, SandboxError> {
+        if nix::unistd::geteuid().is_root() {
+            let (user, lease) = host_user::lease().map_err(unavailable)?;
+            return Ok(RunUser {
+                user,
+                _lease: Some(lease),
+            });
+        }
+        Ok(RunUser {
+            user: HostUser {
+                uid: nix::unistd::geteuid().as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+            },
+            _lease: None,
+        })
     }
 
     /// Runs `spec`, streaming its output into `sink`, until it exits, times
@@ -146,11 +171,20 @@ impl NativeSandbox {
         if argv.iter().any(|a| a.contains('\0')) {
             return Err(failed("an argument contains a NUL byte"));
         }
+        let drop_to = if nix::unistd::geteuid().is_root() {
+            let HostUser { uid, gid } = spec.host_user;
+            if uid == 0 || gid == 0 {
+                return Err(failed(format!(
+                    "refusing to run the script as host uid {uid}, gid {gid}"
+                )));
+            }
+            Some((uid, gid))
+        } else {
+            None
+        };
         Ok(InitSpec {
             cgroup_procs: Vec::new(),
-            drop_to: nix::unistd::geteuid()
-                .is_root()
-                .then_some((SANDBOX_UID, SANDBOX_GID)),
+            drop_to,
             sandbox_uid: SANDBOX_UID,
             sandbox_gid: SANDBOX_GID,
             hostname: mounts::HOSTNAME.into(),

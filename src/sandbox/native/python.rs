@@ -10,8 +10,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::sandbox::{SANDBOX_GID, SANDBOX_UID};
-
 /// Host directories the sandbox always gets, read-only (where they exist).
 pub const SYSTEM_DIRS: [&str; 7] = [
     "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
@@ -104,19 +102,19 @@ fn check_is_binary(path: &Path) -> Result<(), String> {
 }
 
 /// Whether the sandbox's host user can reach `path` (and read and execute it,
-/// for the interpreter). As root the sandbox runs as uid 65534 on the host,
-/// so the bits that apply are the ones for "other" (or the 65534 owner or
-/// group); otherwise it runs as the invoking user, and `access(2)` answers.
+/// for the interpreter). As root each run has a host uid and gid no account
+/// has, which own no file and are in no group, so only the bits for "other"
+/// apply; otherwise it runs as the invoking user, and `access(2)` answers.
 fn check_reachable(path: &Path, as_root: bool, executable: bool) -> Result<(), String> {
     let fail = |what: &str| {
+        let who = if as_root {
+            "an unused uid of its own, so the permissions for others apply".to_string()
+        } else {
+            format!("uid {}", nix::unistd::geteuid().as_raw())
+        };
         Err(format!(
-            "python {} is not {what} by the sandbox's user (uid {}); {HINT}",
+            "python {} is not {what} by the sandbox's user ({who}); {HINT}",
             path.display(),
-            if as_root {
-                SANDBOX_UID
-            } else {
-                nix::unistd::geteuid().as_raw()
-            }
         ))
     };
     if !as_root {
@@ -135,7 +133,7 @@ fn check_reachable(path: &Path, as_root: bool, executable: bool) -> Result<(), S
         let Ok(meta) = ancestor.metadata() else {
             return fail("reachable");
         };
-        if !allows(meta.mode(), meta.uid(), meta.gid(), 0o1) {
+        if !others_may(meta.mode(), 0o1) {
             return fail("reachable");
         }
     }
@@ -143,7 +141,7 @@ fn check_reachable(path: &Path, as_root: bool, executable: bool) -> Result<(), S
         return fail("reachable");
     };
     let needed = if executable { 0o5 } else { 0o1 };
-    if !allows(meta.mode(), meta.uid(), meta.gid(), needed) {
+    if !others_may(meta.mode(), needed) {
         return fail(if executable {
             "readable and executable"
         } else {
@@ -153,17 +151,9 @@ fn check_reachable(path: &Path, as_root: bool, executable: bool) -> Result<(), S
     Ok(())
 }
 
-/// Whether uid/gid 65534 gets the `needed` rwx bits (as "other" bits: r=4,
-/// w=2, x=1) on an inode with this mode and owner.
-fn allows(mode: u32, uid: u32, gid: u32, needed: u32) -> bool {
-    let bits = if uid == SANDBOX_UID {
-        (mode >> 6) & 0o7
-    } else if gid == SANDBOX_GID {
-        (mode >> 3) & 0o7
-    } else {
-        mode & 0o7
-    };
-    bits & needed == needed
+/// Whether `mode` gives others the `needed` rwx bits (r=4, w=2, x=1).
+fn others_may(mode: u32, needed: u32) -> bool {
+    mode & needed == needed
 }
 
 /// Asks the interpreter where it lives (`-I`: no environment, no user site,
@@ -279,7 +269,7 @@ mod tests {
         std::fs::copy("/usr/bin/python3", &copy).unwrap();
         let err = resolve(Some(&copy)).unwrap_err();
         assert!(
-            err.contains("uid 65534") && err.contains("sandbox.python"),
+            err.contains("permissions for others") && err.contains("sandbox.python"),
             "{err}"
         );
     }
@@ -306,12 +296,11 @@ mod tests {
     }
 
     #[test]
-    fn permission_bits_are_read_for_the_sandbox_user() {
-        assert!(allows(0o755, 0, 0, 0o5));
-        assert!(!allows(0o750, 0, 0, 0o1));
-        assert!(allows(0o700, SANDBOX_UID, 0, 0o5));
-        assert!(allows(0o070, 0, SANDBOX_GID, 0o1));
-        assert!(!allows(0o700, 0, 0, 0o4));
+    fn only_the_permission_bits_for_others_count_as_root() {
+        assert!(others_may(0o755, 0o5));
+        assert!(!others_may(0o750, 0o1));
+        assert!(!others_may(0o770, 0o4));
+        assert!(others_may(0o001, 0o1));
     }
 
     #[test]

@@ -83,9 +83,12 @@ struct Dirs {
     _root: tempfile::TempDir,
     workspace: PathBuf,
     bridge: PathBuf,
+    /// Declared last: dropped only once the directories are gone.
+    user: RunUser,
 }
 
 fn dirs() -> Dirs {
+    let user = sandbox().run_user().unwrap();
     let root = tempfile::tempdir().unwrap();
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let workspace = root.path().join("workspace");
@@ -96,8 +99,8 @@ fn dirs() -> Dirs {
     if nix::unistd::geteuid().is_root() {
         nix::unistd::chown(
             &workspace,
-            Some(nix::unistd::Uid::from_raw(SANDBOX_UID)),
-            Some(nix::unistd::Gid::from_raw(SANDBOX_GID)),
+            Some(nix::unistd::Uid::from_raw(user.user().uid)),
+            Some(nix::unistd::Gid::from_raw(user.user().gid)),
         )
         .unwrap();
     } else {
@@ -107,6 +110,7 @@ fn dirs() -> Dirs {
         _root: root,
         workspace,
         bridge,
+        user,
     }
 }
 
@@ -118,6 +122,7 @@ fn spec(dirs: &Dirs, source: &str, limits: Limits) -> RunSpec {
         args: Vec::new(),
         env: BTreeMap::new(),
         bridge_dir: dirs.bridge.clone(),
+        host_user: dirs.user.user(),
         limits,
     }
 }
@@ -298,6 +303,129 @@ print('sent')";
     assert_eq!(server.join().unwrap(), b'x');
 }
 
+/// A run whose script sleeps, seen from the host while it lives.
+struct LiveRun {
+    /// The script's host pid.
+    pid: i32,
+    cancel: CancellationToken,
+    run: tokio::task::JoinHandle<Result<Finished, SandboxError>>,
+    _dirs: Dirs,
+}
+
+impl LiveRun {
+    async fn start() -> LiveRun {
+        let dirs = dirs();
+        let mark = format!("{}-{}", std::process::id(), cgroup::new_id());
+        let mut spec = spec(&dirs, "import time\ntime.sleep(30)", quick());
+        spec.env.insert("CODEMODE_TEST_MARK".into(), mark.clone());
+        let cancel = CancellationToken::new();
+        let run = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let sink = OutputSink::new(1024, None);
+                sandbox().run(&spec, &sink, cancel).await
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            if let Some(pid) = pids_marked(&mark).first() {
+                break *pid;
+            }
+            assert!(Instant::now() < deadline, "the script never showed up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        LiveRun {
+            pid,
+            cancel,
+            run,
+            _dirs: dirs,
+        }
+    }
+
+    /// The script's real, effective, saved and filesystem uid and gid on the
+    /// host, as `/proc/<pid>/status` lists them.
+    fn host_ids(&self) -> (Vec<u32>, Vec<u32>) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        let ids = |field: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .unwrap_or_else(|| panic!("no {field} in {status}"))
+                .split_whitespace()
+                .map(|id| id.parse().unwrap())
+                .collect()
+        };
+        (ids("Uid:"), ids("Gid:"))
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        assert!(self.run.await.unwrap().unwrap().cancelled);
+    }
+}
+
+#[tokio::test]
+async fn as_root_the_script_has_an_unused_host_uid_of_its_own() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let _shared = HOST_PROCESSES.read().await;
+    let run = LiveRun::start().await;
+    let (uids, gids) = run.host_ids();
+    run.stop().await;
+    let range = 1_879_048_192..=2_147_483_647u32;
+    for id in uids.iter().chain(&gids) {
+        assert!(
+            range.contains(id) && *id != 0 && *id != SANDBOX_UID,
+            "uids {uids:?} gids {gids:?}"
+        );
+    }
+    assert!(uids.iter().all(|&id| id == uids[0]), "{uids:?}");
+    assert!(gids.iter().all(|&id| id == gids[0]), "{gids:?}");
+}
+
+#[tokio::test]
+async fn concurrent_runs_do_not_share_a_host_uid() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let _shared = HOST_PROCESSES.read().await;
+    let (first, second) = tokio::join!(LiveRun::start(), LiveRun::start());
+    let (first_ids, second_ids) = (first.host_ids(), second.host_ids());
+    tokio::join!(first.stop(), second.stop());
+    assert_ne!(first_ids.0[0], second_ids.0[0]);
+    assert_ne!(first_ids.1[0], second_ids.1[0]);
+}
+
+#[tokio::test]
+async fn a_host_process_running_as_nobody_cannot_read_the_scripts_environment() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let _shared = HOST_PROCESSES.read().await;
+    let run = LiveRun::start().await;
+    let environ = format!("/proc/{}/environ", run.pid);
+    let peek = std::process::Command::new("/bin/cat")
+        .arg(&environ)
+        .uid(SANDBOX_UID)
+        .gid(SANDBOX_GID)
+        .output()
+        .unwrap();
+    // Still there: a refusal, not a process that had already gone.
+    let alive = Path::new(&environ).exists();
+    run.stop().await;
+    assert!(alive);
+    let stderr = String::from_utf8_lossy(&peek.stderr);
+    assert!(
+        !peek.status.success() && stderr.contains("Permission denied"),
+        "{}: read {} bytes; {stderr}",
+        peek.status,
+        peek.stdout.len()
+    );
+    assert!(peek.stdout.is_empty());
+}
+
 #[tokio::test]
 async fn only_the_workspace_and_tmp_are_writable() {
     let _shared = HOST_PROCESSES.read().await;
@@ -455,16 +583,23 @@ async fn run_marked(
 
 /// Host processes whose environment carries `mark`.
 fn processes_marked(mark: &str) -> usize {
+    pids_marked(mark).len()
+}
+
+fn pids_marked(mark: &str) -> Vec<i32> {
     let needle = format!("CODEMODE_TEST_MARK={mark}");
     std::fs::read_dir("/proc")
         .unwrap()
-        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("environ")).ok())
-        .filter(|environ| {
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
             environ
                 .split(|&b| b == 0)
                 .any(|var| var == needle.as_bytes())
+                .then_some(pid)
         })
-        .count()
+        .collect()
 }
 
 /// The control for the two tests above: the marker check does see a run's
