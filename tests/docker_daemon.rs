@@ -768,3 +768,201 @@ fn a_frozen_daemon_ends_the_run_at_its_time_limit_plus_a_grace() {
         started.elapsed()
     );
 }
+
+/// `codemode serve --sandbox docker` keeps serving when the engine is lost
+/// under one of its runs: the caller gets the usual execute_python result,
+/// flagged as an error, with what the script printed (and the tools it
+/// called) before the loss and the message saying the engine went away, not
+/// a bare error; the next request is answered, and closing the session ends
+/// serve cleanly with nothing of the run left behind.
+#[test]
+fn serve_reports_the_output_so_far_when_the_engine_is_lost() {
+    if !private_daemon_possible() {
+        return;
+    }
+    let Some(python) = common::mcp_python() else {
+        return;
+    };
+    let mut daemon = PrivateDaemon::start();
+    let work = Workdir::with_config(&exec_config());
+    // serve's private TMPDIR: its runs' directories and bridge sockets.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // The SDK starts serve with a fixed few of the client's variables, so a
+    // wrapper sets the daemon and TMPDIR, and records how serve exited.
+    let status_file = work.path().join("serve.status");
+    let wrapper = work.path().join("serve.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nDOCKER_HOST='{}' TMPDIR='{}' \"$@\"\necho $? > '{}'\n",
+            daemon.host,
+            tmp.path().display(),
+            status_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let target = serde_json::to_string(&[
+        common::codemode_bin().to_str().unwrap(),
+        "--config",
+        work.config().to_str().unwrap(),
+        "serve",
+        "--sandbox",
+        "docker",
+    ])
+    .unwrap();
+    // Prints STARTED once the script's line has come back as a progress
+    // notification (so serve has it), RETURNED when the call returns.
+    let (mut command, _client_dir) = common::python_client_command(
+        &python,
+        &target,
+        r#"
+SCRIPT = "import time\nfrom mcp_tools import news\nnews.search(query='ai')\nprint('first line', flush=True)\ntime.sleep(60)\nprint('never printed')\n"
+async def main():
+    async with client() as c:
+        async def on_progress(progress, total, message):
+            if message == "first line":
+                print("STARTED", flush=True)
+        r = await c.call_tool("execute_python", {"code": SCRIPT, "timeout_s": 120}, progress_callback=on_progress)
+        print("RETURNED", flush=True)
+        tools = sorted(t.name for t in (await c.list_tools()).tools)
+        closing = time.monotonic()
+    done({"error": r.is_error, "text": text(r), "report": r.structured_content,
+          "tools": tools, "close_took": time.monotonic() - closing})
+"#,
+        &[("CODEMODE_TEST_BIN", wrapper.to_str().unwrap())],
+    );
+    let mut client = KillOnDrop(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the client starts"),
+    );
+    let client = &mut client.0;
+    let stdout = std::io::BufReader::new(client.stdout.take().unwrap());
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Both serve's stderr and the client's.
+    let mut stderr_pipe = client.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    let first = lines.recv_timeout(Duration::from_secs(60));
+    if first.as_deref() != Ok("STARTED") {
+        let _ = client.kill();
+        let _ = client.wait();
+        panic!(
+            "the script's line never reached the client ({first:?}); stderr:\n{}",
+            stderr.join().unwrap_or_default()
+        );
+    }
+    // serve, its MCP servers, the wrapper: seen while the script runs.
+    let tree = common::descendants_of(client.id());
+    assert!(
+        tree.iter()
+            .any(|(_, cmd)| cmd.contains(" serve --sandbox docker")),
+        "{tree:?}"
+    );
+    assert_eq!(
+        dir_entries(tmp.path()).len(),
+        1,
+        "the run's directory exists while it runs"
+    );
+    let since = Instant::now();
+    daemon.stop("KILL");
+    let returned = lines.recv_timeout(Duration::from_secs(60));
+    let took = since.elapsed();
+    let status = common::wait_with_timeout(client, Duration::from_secs(60));
+    let rest: Vec<String> = lines.iter().collect();
+    let stderr = stderr.join().unwrap_or_default();
+    assert_eq!(returned.as_deref(), Ok("RETURNED"), "{rest:?}\n{stderr}");
+    assert!(
+        took < PROMPT_EXIT,
+        "the result took {took:?} after the daemon went away\n{stderr}"
+    );
+    assert!(status.success(), "the client failed ({status}):\n{stderr}");
+    let result: serde_json::Value = rest
+        .iter()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("the client gave no result: {rest:?}\n{stderr}"));
+
+    // The result of the run, flagged as an error: the output from before the
+    // loss, then why it ended.
+    assert_eq!(result["error"], true, "{result:#}");
+    let text = result["text"].as_str().unwrap();
+    let went_away = format!("Docker engine at {} went away", daemon.host);
+    assert!(text.starts_with("first line\n"), "{text}");
+    assert!(
+        text.contains(&went_away) && text.contains("outcome is unknown"),
+        "{text}"
+    );
+    assert!(!text.contains("never printed"), "{text}");
+    let report = &result["report"];
+    assert_eq!(report["success"], false, "{report:#}");
+    assert_eq!(report["stdout"], "first line\n", "{report:#}");
+    assert_eq!(report["exit_code"], serde_json::Value::Null, "{report:#}");
+    assert_eq!(report["timed_out"], false, "{report:#}");
+    assert_eq!(report["sandbox"], "docker", "{report:#}");
+    let calls = report["tool_calls"].as_array().expect("tool_calls");
+    assert_eq!(calls.len(), 1, "{report:#}");
+    assert_eq!(calls[0]["tool"], "search", "{report:#}");
+    assert!(
+        report["error"].as_str().unwrap_or("").contains(&went_away),
+        "{report:#}"
+    );
+
+    // serve lives on, and ends when the client closes its stdin (the SDK
+    // waits 2 s before it would terminate it).
+    assert_eq!(
+        result["tools"],
+        serde_json::json!(["execute_python", "get_api", "search_tools"]),
+        "{result:#}"
+    );
+    assert!(
+        result["close_took"].as_f64().unwrap() < 2.0,
+        "serve did not exit on its own when the client closed: {result:#}\n{stderr}"
+    );
+    let code = std::fs::read_to_string(&status_file).unwrap_or_default();
+    assert_eq!(code.trim(), "0", "serve's exit status\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Nothing of serve's outlives it: MCP servers, the run's directory with
+    // its workspace and bridge socket.
+    let left = common::wait_until_gone(&tree, Duration::from_secs(5));
+    assert!(left.is_empty(), "left running: {left:?}\n{stderr}");
+    assert_eq!(
+        dir_entries(tmp.path()),
+        Vec::<String>::new(),
+        "the run's directory was left behind\n{stderr}"
+    );
+    eprintln!("serve answered {took:?} after SIGKILL to dockerd");
+}
+
+/// A child killed (and reaped) if the test ends before it exits.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
