@@ -84,7 +84,17 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         }
     });
 
-    let runner = Runner::start(ctx, &config, specs, options.backend).await?;
+    let runner = tokio::select! {
+        runner = Runner::start(ctx, &config, specs, options.backend) => runner?,
+        // Picking the sandbox may wait on an engine or pull an image; a
+        // signal must not wait for that.
+        _ = cancel.cancelled() => {
+            let signal = signalled.load(std::sync::atomic::Ordering::SeqCst);
+            let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+            eprintln!("codemode: stopped by {name} before the script started");
+            return Err(Error::Reported(128 + signal));
+        }
+    };
     let report = async {
         let stubs = match &options.stubs {
             Some(path) => std::fs::read_to_string(path)
@@ -106,18 +116,27 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     }
     .await;
     runner.shutdown().await;
+    // Stopped by a signal: say which, and end as shells report it (130, 143).
+    let signal = signalled.load(std::sync::atomic::Ordering::SeqCst);
     let report = match report {
         Err(Error::RunLost { report, source }) => {
-            // The one-line error still follows on stderr (main prints it).
             if args.json {
                 print_json(&report);
             }
+            if signal != 0 {
+                // The user stopped it (the engine then failed to answer the
+                // kill): the exit code says so, as for any run a signal ended.
+                eprintln!(
+                    "codemode: error: {}",
+                    crate::text::one_line(&source.to_string())
+                );
+                return Err(Error::Reported(128 + signal));
+            }
+            // The one-line error still follows on stderr (main prints it).
             return Err(Error::RunLost { report, source });
         }
         other => other,
     };
-    // Stopped by a signal: say which, and end as shells report it (130, 143).
-    let signal = signalled.load(std::sync::atomic::Ordering::SeqCst);
     let name = if signal == libc::SIGINT {
         "SIGINT"
     } else {

@@ -46,7 +46,7 @@ pub struct Figures {
 }
 
 /// A `VmHWM` or `VmRSS` line of /proc/PID/status, in kB.
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines()
         .find_map(|line| line.strip_prefix(field))
@@ -141,7 +141,7 @@ pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
     })
 }
 
-fn mb(kb: u64) -> f64 {
+pub(crate) fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 

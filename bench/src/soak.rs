@@ -17,6 +17,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
 use serde_json::{json, Value};
 
+use crate::memory::{self, mb};
 use crate::scenario::Demo;
 use crate::stats::{percentile, round, utc_now};
 use crate::Failure;
@@ -243,15 +244,7 @@ fn census(pid: u32) -> Census {
 }
 
 fn vm_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    memory::status_kb(pid, "VmRSS").unwrap_or(0)
 }
 
 fn rss(pid: u32) -> Rss {
@@ -605,10 +598,6 @@ pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
         clean_exit,
         leftovers,
     })
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }
 
 fn ms_at(f: &Figures, q: f64) -> f64 {

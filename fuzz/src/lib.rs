@@ -211,9 +211,9 @@ fn python() -> String {
 /// included by the main package's regression test.
 fn repo_root() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    match dir.ends_with("fuzz") {
-        true => dir.parent().expect("fuzz/ sits in the repository"),
-        false => dir,
+    match env!("CARGO_PKG_NAME") {
+        "codemode-fuzz" => dir.parent().expect("fuzz/ sits in the repository"),
+        _ => dir,
     }
     .to_path_buf()
 }
@@ -324,7 +324,7 @@ impl Compiler {
 }
 
 /// Reads every file under `dir` (none if it does not exist), sorted by name,
-/// for replaying a corpus.
+/// for replaying a corpus; dotfiles (a `.gitkeep`) are not inputs.
 pub fn inputs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -332,6 +332,10 @@ pub fn inputs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     paths.sort();
     paths

@@ -194,7 +194,7 @@ impl Client {
             return Err(LlmError::MissingKey {
                 var: key_var,
                 model: spec.to_string(),
-                base,
+                base: hide_password(&base),
             });
         }
         let http = reqwest::Client::builder()
@@ -237,6 +237,8 @@ impl Client {
     /// POSTs `body` as JSON and returns the JSON reply, retrying 429, 5xx and
     /// timeouts with backoff (Retry-After when the server names a wait).
     async fn post(&self, url: &str, headers: HeaderMap, body: &Value) -> Result<Value, LlmError> {
+        // Messages name the URL; a password in it stays out of them.
+        let shown = hide_password(url);
         let mut attempt = 0;
         loop {
             let sent = self
@@ -262,7 +264,7 @@ impl Client {
                     } else {
                         error_chain(&err)
                     };
-                    return Err(LlmError::Failed(self.redact(&format!("{url}: {reason}"))));
+                    return Err(LlmError::Failed(self.redact(&format!("{shown}: {reason}"))));
                 }
             };
             let status = response.status();
@@ -274,17 +276,17 @@ impl Client {
                 continue;
             }
             let text = response.text().await.map_err(|e| {
-                LlmError::Failed(self.redact(&format!("{url}: reading the reply: {e}")))
+                LlmError::Failed(self.redact(&format!("{shown}: reading the reply: {e}")))
             })?;
             if status.is_success() {
                 return serde_json::from_str(&text).map_err(|e| {
                     LlmError::Failed(format!(
-                        "{url}: the reply is not JSON ({e}): {}",
+                        "{shown}: the reply is not JSON ({e}): {}",
                         self.redact(&snippet(&text))
                     ))
                 });
             }
-            return Err(self.classify(url, status.as_u16(), &text));
+            return Err(self.classify(&shown, status.as_u16(), &text));
         }
     }
 
@@ -353,11 +355,31 @@ impl Client {
 
     /// Servers sometimes echo the key (or part of it) in an error: it must
     /// not reach the terminal, a log or a trace.
+    /// `text` without the key or the base URL's password (reqwest's own
+    /// messages may quote the URL as given).
     fn redact(&self, text: &str) -> String {
-        match &self.key {
-            Some(key) if key.len() >= 4 => text.replace(key.as_str(), "[redacted]"),
-            _ => text.to_string(),
+        let password = reqwest::Url::parse(&self.base)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string));
+        [self.key.as_deref(), password.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|secret| secret.len() >= 4)
+            .fold(text.to_string(), |text, secret| {
+                text.replace(secret, "[redacted]")
+            })
+    }
+}
+
+/// `url` as messages show it: a password in it (`https://user:pw@host`)
+/// replaced, so that an error line never carries it.
+fn hide_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
         }
+        _ => url.to_string(),
     }
 }
 
@@ -460,6 +482,20 @@ mod tests {
         assert_eq!(c.model, "llama3.1");
         let c = client("anthropic/claude-x", &[("ANTHROPIC_API_KEY", "k")]).unwrap();
         assert_eq!(c.base, "https://api.anthropic.com");
+    }
+
+    #[test]
+    fn a_password_in_a_url_never_reaches_a_message() {
+        let shown = hide_password("https://me:s3cret-pw@llm.example.com/v1/chat/completions");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(
+            shown.starts_with("https://me:redacted@llm.example.com/v1/"),
+            "{shown}"
+        );
+        assert_eq!(
+            hide_password("http://localhost:11434/v1"),
+            "http://localhost:11434/v1"
+        );
     }
 
     #[test]

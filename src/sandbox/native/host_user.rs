@@ -73,6 +73,29 @@ pub fn lease() -> Result<(HostUser, Lease), String> {
     ))
 }
 
+/// Whether every id of [`UNUSED_IDS`] exists in this user namespace, as uid
+/// and as gid. Root inside a container's own user namespace (LXD, rootless
+/// engines) often has only 65,536 ids mapped, and an unmapped id can neither
+/// own the workspace nor be switched to.
+pub fn range_is_mapped() -> bool {
+    ["/proc/self/uid_map", "/proc/self/gid_map"]
+        .iter()
+        .all(|map| std::fs::read_to_string(map).is_ok_and(|text| covers(&text, &UNUSED_IDS)))
+}
+
+/// Whether one extent of an id map (`inside outside count` lines) holds all
+/// of `ids` on its inside.
+fn covers(map: &str, ids: &RangeInclusive<u32>) -> bool {
+    map.lines().any(|line| {
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        matches!(fields[..], [inside, _, count]
+            if inside <= u64::from(*ids.start()) && u64::from(*ids.end()) < inside + count)
+    })
+}
+
 /// Whether a user or group (as the host's NSS sees them: files, LDAP, ...)
 /// already has `id`.
 fn has_account(id: u32) -> nix::Result<bool> {
@@ -83,6 +106,17 @@ fn has_account(id: u32) -> nix::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_range_is_mapped_only_where_one_extent_holds_it_all() {
+        assert!(covers("         0          0 4294967295\n", &UNUSED_IDS));
+        assert!(!covers("         0     100000      65536\n", &UNUSED_IDS));
+        assert!(!covers(
+            "0 0 1879048192\n1879048192 1879048192 100\n",
+            &UNUSED_IDS
+        ));
+        assert!(!covers("", &UNUSED_IDS));
+    }
 
     #[test]
     fn a_leased_id_is_unused_and_not_leased_twice() {

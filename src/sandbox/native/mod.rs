@@ -99,6 +99,20 @@ impl NativeSandbox {
     /// A fresh unused host user as root; otherwise the invoking user, the
     /// only one an unprivileged user namespace can map.
     pub fn run_user(&self) -> Result<RunUser, SandboxError> {
+        if nix::unistd::geteuid().is_root() && !host_user::range_is_mapped() {
+            // Root of a container's user namespace: the unused range does
+            // not exist here, so runs share `nobody` as they would in Docker.
+            tracing::debug!(
+                "native sandbox: no unused uid range mapped here; runs as uid {SANDBOX_UID}"
+            );
+            return Ok(RunUser {
+                user: HostUser {
+                    uid: SANDBOX_UID,
+                    gid: SANDBOX_GID,
+                },
+                _lease: None,
+            });
+        }
         if nix::unistd::geteuid().is_root() {
             let (user, lease) = host_user::lease().map_err(unavailable)?;
             return Ok(RunUser {
