@@ -90,8 +90,10 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         // signal must not wait for that.
         _ = cancel.cancelled() => {
             let signal = signalled.load(std::sync::atomic::Ordering::SeqCst);
-            let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
-            eprintln!("codemode: stopped by {name} before the script started");
+            eprintln!(
+                "codemode: stopped by {} before the script started",
+                signal_name(signal)
+            );
             return Err(Error::Reported(128 + signal));
         }
     };
@@ -137,11 +139,7 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         }
         other => other,
     };
-    let name = if signal == libc::SIGINT {
-        "SIGINT"
-    } else {
-        "SIGTERM"
-    };
+    let name = signal_name(signal);
     if signal != 0 && report.is_err() {
         eprintln!("codemode: stopped by {name} before the script started");
         return Err(Error::Reported(128 + signal));
@@ -174,6 +172,15 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     match report.exit_code() {
         0 => Ok(()),
         code => Err(Error::Reported(code)),
+    }
+}
+
+/// The stop signals by the names shells use.
+fn signal_name(signal: i32) -> &'static str {
+    if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
     }
 }
 

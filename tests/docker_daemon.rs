@@ -740,6 +740,210 @@ fn a_daemon_that_never_answers_fails_fast() {
     );
 }
 
+/// A stop while the sandbox is being picked (here, a ping no engine answers;
+/// in life, often an image pull) ends the command at once instead of after
+/// the wait. `command` is codemode's arguments after `--config`.
+fn stopped_while_the_sandbox_is_picked(command: &[&str]) -> (Option<i32>, Duration, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let host = format!("unix://{}", socket.display());
+    let work = Workdir::with_config(&exec_config());
+    std::fs::write(work.path().join("job.py"), "print('must not run')\n").unwrap();
+    let mut child = Command::new(common::codemode_bin())
+        .current_dir(work.path())
+        .env("DOCKER_HOST", &host)
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its ping connected: it is picking the sandbox now. The connection stays
+    // open and unanswered.
+    let (_connection, _) = listener.accept().unwrap();
+    let since = Instant::now();
+    common::send_signal(child.id(), "TERM");
+    let status = common::wait_with_timeout(&mut child, Duration::from_secs(20));
+    let took = since.elapsed();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), took, stderr)
+}
+
+#[test]
+fn sigterm_to_exec_while_it_waits_for_the_engine_stops_it_at_once() {
+    let (code, took, stderr) =
+        stopped_while_the_sandbox_is_picked(&["exec", "--sandbox", "docker", "job.py"]);
+    // The ping alone would take 3 s.
+    assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGTERM before the script started"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_to_serve_while_it_waits_for_the_engine_stops_it_at_once() {
+    let (code, took, stderr) = stopped_while_the_sandbox_is_picked(&[
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--sandbox",
+        "docker",
+    ]);
+    assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// An engine that answers the ping, the version and the image lookup, then
+/// never answers requests whose line contains `hang_on` (nothing the test
+/// must time with a real daemon). Removals succeed, so the guard's background
+/// removal ends at once.
+fn engine_that_stops_answering_at(hang_on: &'static str) -> (tempfile::TempDir, String) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((key, value)) = header.split_once(':') {
+                            if key.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if line.contains(hang_on) {
+                        // Holds the connection open, unanswered.
+                        std::thread::sleep(Duration::from_secs(600));
+                        return;
+                    }
+                    let (status, body) = if line.contains("/_ping") {
+                        ("200 OK", "OK".to_string())
+                    } else if line.contains("/version") {
+                        (
+                            "200 OK",
+                            r#"{"ApiVersion":"1.41","MinAPIVersion":"1.12","Version":"20.10.0"}"#
+                                .to_string(),
+                        )
+                    } else if line.contains("/images/") {
+                        ("200 OK", r#"{"Id":"sha256:0"}"#.to_string())
+                    } else if line.contains("/containers/create") {
+                        ("201 Created", r#"{"Id":"0","Warnings":[]}"#.to_string())
+                    } else if line.starts_with("DELETE") {
+                        ("204 No Content", String::new())
+                    } else {
+                        ("404 Not Found", r#"{"message":"not here"}"#.to_string())
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nApi-Version: 1.41\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if writer.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let host = format!("unix://{}", socket.display());
+    (dir, host)
+}
+
+/// `exec` against an engine that stops answering at `hang_on`: it fails as
+/// unavailable (the script never ran) in about the engine's reply limit, not
+/// bollard's two minutes, and says which request went unanswered.
+fn exec_against_an_engine_that_stops_answering_at(hang_on: &'static str, request: &str) {
+    let (_dir, host) = engine_that_stops_answering_at(hang_on);
+    let work = Workdir::with_config(&exec_config());
+    std::fs::write(work.path().join("job.py"), "print('must not run')\n").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::codemode_bin())
+        .current_dir(work.path())
+        .env("DOCKER_HOST", &host)
+        .env("TMPDIR", tmp.path())
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .args(["exec", "--sandbox", "docker", "job.py"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let since = Instant::now();
+    let status = common::wait_with_timeout(&mut child, Duration::from_secs(30));
+    let took = since.elapsed();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    // The 10 s reply limit and slack.
+    assert!(took < Duration::from_secs(15), "took {took:?}: {stderr}");
+    assert_eq!(status.code(), Some(125), "{stderr}");
+    assert!(!stdout.contains("must not run"));
+    assert!(
+        stderr.contains("docker sandbox is unavailable")
+            && stderr.contains("stopped answering")
+            && stderr.contains(request)
+            && stderr.contains(&host),
+        "{stderr}"
+    );
+    assert_eq!(dir_entries(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn an_engine_that_stops_answering_at_create_fails_the_run_in_seconds() {
+    exec_against_an_engine_that_stops_answering_at("/containers/create", "creating the container");
+}
+
+#[test]
+fn an_engine_that_stops_answering_at_attach_fails_the_run_in_seconds() {
+    exec_against_an_engine_that_stops_answering_at("/attach", "attaching to the container");
+}
+
 /// A wedged daemon (SIGSTOP stands in for a deadlock or a swapped-out host):
 /// nothing breaks, nothing answers. The run ends at its time limit, the kill
 /// goes unanswered, and exec gives up a grace period later instead of waiting

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::pin::Pin;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -133,15 +134,13 @@ impl DockerSandbox {
         // is dropped while the engine is still creating, the container is
         // removed by name once it exists.
         let guard = ContainerGuard::new(self.docker.clone(), name.clone());
-        let outcome = match self
-            .docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
-                body,
-            )
-            .await
-        {
-            Ok(created) => {
+        let create = self.docker.create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            body,
+        );
+        let outcome = match tokio::time::timeout(ENGINE_REPLY, create).await {
+            Err(_) => Err(Failure::Unanswered("creating the container")),
+            Ok(Ok(created)) => {
                 // E.g. "no swap limit support": the run goes ahead (the
                 // memory limit itself holds), but the operator should know.
                 for warning in created.warnings {
@@ -149,7 +148,7 @@ impl DockerSandbox {
                 }
                 self.supervise(&name, spec, sink, cancel).await
             }
-            Err(err) => Err(Failure::Other(create_error(&self.image, err))),
+            Ok(Err(err)) => Err(Failure::Other(create_error(&self.image, err))),
         };
         match outcome {
             Ok(finished) => {
@@ -161,9 +160,16 @@ impl DockerSandbox {
                 Err(err)
             }
             // Asking a gone or wedged engine to remove the container would
-            // only add its timeouts to the user's wait; the guard, dropped
-            // here, tries in the background in case the engine comes back.
-            Err(Failure::EngineLost(cause)) => Err(engine_lost(&name, &cause)),
+            // only add its timeouts to the user's wait; the guard tries in
+            // the background in case the engine comes back.
+            Err(Failure::EngineLost(cause)) => {
+                guard.leave_to_chance();
+                Err(engine_lost(&name, &cause))
+            }
+            Err(Failure::Unanswered(request)) => {
+                guard.leave_to_chance();
+                Err(unanswered(request, &name))
+            }
         }
     }
 
@@ -258,17 +264,22 @@ impl DockerSandbox {
 
         // Attach before start so no output is missed. `logs` stays off: there
         // is nothing to replay yet, and the `none` log driver cannot.
+        let attaching = self.docker.attach_container(
+            name,
+            Some(
+                AttachContainerOptionsBuilder::new()
+                    .stdout(true)
+                    .stderr(true)
+                    .stream(true)
+                    .build(),
+            ),
+        );
         let attach = tokio::select! {
-            attached = self.docker.attach_container(
-                name,
-                Some(
-                    AttachContainerOptionsBuilder::new()
-                        .stdout(true)
-                        .stderr(true)
-                        .stream(true)
-                        .build(),
-                ),
-            ) => attached.map_err(|err| failed(format!("attaching to the container: {err}")))?,
+            attached = tokio::time::timeout(ENGINE_REPLY, attaching) => match attached {
+                Err(_) => return Err(Failure::Unanswered("attaching to the container")),
+                Ok(attached) => attached
+                    .map_err(|err| failed(format!("attaching to the container: {err}")))?,
+            },
             _ = cancel.cancelled() => {
                 finished.cancelled = true;
                 return Ok(finished);
@@ -276,8 +287,15 @@ impl DockerSandbox {
         };
         let mut output = attach.output;
         tokio::select! {
-            started = self.docker.start_container(name, None) => {
-                started.map_err(|err| start_error(spec, err))?;
+            started = tokio::time::timeout(ENGINE_REPLY, self.docker.start_container(name, None)) => {
+                match started {
+                    // The engine may have started the script before it froze.
+                    Err(_) => return Err(Failure::EngineLost(format!(
+                        "it stopped answering: the start request got no reply in {} s",
+                        ENGINE_REPLY.as_secs()
+                    ))),
+                    Ok(started) => started.map_err(|err| start_error(spec, err))?,
+                }
             }
             _ = cancel.cancelled() => {
                 finished.cancelled = true;
@@ -454,6 +472,9 @@ enum Failure {
     /// The engine stopped answering mid-run (why, in a few words): the
     /// container's fate is unknown and asking it anything more is pointless.
     EngineLost(String),
+    /// The engine stopped answering `request` before the container started:
+    /// the script never ran.
+    Unanswered(&'static str),
     Other(SandboxError),
 }
 
@@ -478,6 +499,8 @@ struct ContainerGuard {
     docker: Docker,
     name: String,
     armed: bool,
+    /// Whether the process waits for the background removal before exiting.
+    waited: bool,
 }
 
 impl ContainerGuard {
@@ -486,7 +509,15 @@ impl ContainerGuard {
             docker,
             name,
             armed: true,
+            waited: true,
         }
+    }
+
+    /// For an engine that stopped answering: the background removal is still
+    /// tried, but exiting does not wait for it, since the user has already
+    /// been told the container may be left behind.
+    fn leave_to_chance(mut self) {
+        self.waited = false;
     }
 
     async fn remove(mut self) {
@@ -503,6 +534,9 @@ impl Drop for ContainerGuard {
             return;
         }
         let name = self.name.clone();
+        // Counted until the thread ends, so the process can wait for it
+        // before exiting (see `wait_for_removals`).
+        let pending = self.waited.then(|| PendingRemoval::new(&name));
         // A thread with its own runtime and its own connection, not a task on
         // the caller's runtime: the future is often dropped because that
         // runtime is shutting down, which would cancel a spawned task (and the
@@ -510,6 +544,7 @@ impl Drop for ContainerGuard {
         let spawned = std::thread::Builder::new()
             .name("codemode-docker-cleanup".into())
             .spawn(move || {
+                let _pending = pending;
                 let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -540,6 +575,49 @@ impl Drop for ContainerGuard {
             );
         }
     }
+}
+
+/// The containers that dropped guards are removing in the background. A
+/// stopped command drops its runs with the runtime and then exits, which
+/// would kill those threads mid-removal and leave the containers behind.
+static REMOVALS: (Mutex<Vec<String>>, Condvar) = (Mutex::new(Vec::new()), Condvar::new());
+
+/// One background removal under way; done when dropped, however the thread
+/// ends (or if it never starts).
+struct PendingRemoval(String);
+
+impl PendingRemoval {
+    fn new(name: &str) -> PendingRemoval {
+        let (names, _) = &REMOVALS;
+        names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(name.to_string());
+        PendingRemoval(name.to_string())
+    }
+}
+
+impl Drop for PendingRemoval {
+    fn drop(&mut self) {
+        let (names, done) = &REMOVALS;
+        let mut names = names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = names.iter().position(|name| *name == self.0) {
+            names.swap_remove(at);
+        }
+        done.notify_all();
+    }
+}
+
+/// Waits up to `limit` for the containers being removed in the background
+/// (by runs dropped mid-way) to be gone; returns those still pending. Call it
+/// before the process exits, once the runtime that ran the runs is shut down.
+pub fn wait_for_removals(limit: Duration) -> Vec<String> {
+    let (names, done) = &REMOVALS;
+    let names = names.lock().unwrap_or_else(PoisonError::into_inner);
+    let (names, _) = done
+        .wait_timeout_while(names, limit, |names| !names.is_empty())
+        .unwrap_or_else(PoisonError::into_inner);
+    names.clone()
 }
 
 enum Removal {
@@ -717,7 +795,17 @@ fn docker_host() -> String {
 
 /// Makes sure the engine has `image`, pulling it if not.
 async fn ensure_image(docker: &Docker, image: &str) -> Result<(), SandboxError> {
-    match docker.inspect_image(image).await {
+    let inspect = match tokio::time::timeout(ENGINE_REPLY, docker.inspect_image(image)).await {
+        Ok(inspect) => inspect,
+        Err(_) => {
+            return Err(unavailable(format!(
+                "the Docker engine at {} stopped answering: looking up image {image} got no reply in {} s",
+                docker_host(),
+                ENGINE_REPLY.as_secs()
+            )))
+        }
+    };
+    match inspect {
         Ok(_) => Ok(()),
         Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
@@ -953,6 +1041,17 @@ fn engine_lost(name: &str, cause: &dyn std::fmt::Display) -> SandboxError {
             docker_host()
         ),
     }
+}
+
+/// The engine answered the ping but then stopped answering before the script
+/// started: nothing ran, so the sandbox is unavailable rather than the run lost.
+fn unanswered(request: &str, name: &str) -> SandboxError {
+    unavailable(format!(
+        "the Docker engine at {} stopped answering: {request} got no reply in {} s; \
+         its container {name} may be left behind (`docker ps -a --filter label={RUN_LABEL}`)",
+        docker_host(),
+        ENGINE_REPLY.as_secs()
+    ))
 }
 
 fn unavailable(reason: String) -> SandboxError {

@@ -77,7 +77,12 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         None => None,
     };
 
-    let runner = Runner::start(ctx, &config, specs.clone(), options.backend).await?;
+    let runner = tokio::select! {
+        runner = Runner::start(ctx, &config, specs.clone(), options.backend) => runner?,
+        // Picking the sandbox may wait on an engine or pull an image; nothing
+        // has started yet, so there is nothing to shut down.
+        _ = stop.cancelled() => return Ok(()),
+    };
     let progress = Progress::new(ctx.global.quiet);
     let collected = tokio::select! {
         collected = catalog::collect(runner.registry(), &specs, &progress) => Some(collected),
