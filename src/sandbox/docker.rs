@@ -5,10 +5,11 @@
 //! isolation knob Docker has turned to its tightest (DESIGN.md, "Sandboxes"):
 //! no network, all capabilities dropped, no-new-privileges, a seccomp
 //! allowlist (sockets only of family AF_UNIX, no ptrace, no io_uring: the same
-//! rules as the native sandbox), a read-only root, a sized tmpfs `/tmp`, uid
-//! 65534, and memory / CPU / pids limits. The run's workspace and the bridge
-//! socket's directory come in as bind mounts, so the engine must see the same
-//! filesystem as codemode (a local engine, or a remote one sharing the paths).
+//! rules as the native sandbox), a read-only root, a sized tmpfs `/tmp`, the
+//! run's own host uid (see [`DockerSandbox::run_user`]), and memory / CPU /
+//! pids limits. The run's workspace and the bridge socket's directory come in
+//! as bind mounts, so the engine must see the same filesystem as codemode (a
+//! local engine, or a remote one sharing the paths).
 //!
 //! The container is always removed: on every normal and error path `run`
 //! removes it before returning, and a guard removes it in the background if the
@@ -35,8 +36,8 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Finished, OutputSink, RunSpec, SandboxError, Stream, BRIDGE_SOCKET_NAME, SANDBOX_BRIDGE_DIR,
-    SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
+    host_user, Finished, OutputSink, RunSpec, RunUser, SandboxError, Stream, BRIDGE_SOCKET_NAME,
+    SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE,
 };
 
 const BACKEND: &str = "docker";
@@ -102,6 +103,23 @@ impl DockerSandbox {
             Ok(docker) => docker.inspect_image(image).await.is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// The host user the next run's container will run as. The engine runs
+    /// as root and, without user namespace remapping, a container's uid is
+    /// that uid on the host, whoever runs codemode: as root, one of the
+    /// run's own, like the native sandbox's (see [`host_user`]).
+    pub fn run_user() -> Result<RunUser, SandboxError> {
+        if nix::unistd::geteuid().is_root() && host_user::range_is_mapped() {
+            return RunUser::leased().map_err(unavailable);
+        }
+        // Without root the workspace cannot be given to a leased uid (only
+        // root may chown), so it stays writable by every uid (see exec's
+        // RunDirs) and the run is not private whichever uid it has; what the
+        // script leaves there is then at least `nobody`'s, not an id no
+        // account has. Root of a user namespace without the unused range
+        // cannot chown to it either.
+        Ok(RunUser::nobody())
     }
 
     /// Adds a label to every container this sandbox creates.
@@ -237,7 +255,7 @@ impl DockerSandbox {
             // whole command line.
             entrypoint: Some(vec![]),
             cmd: Some(cmd),
-            user: Some(format!("{SANDBOX_UID}:{SANDBOX_GID}")),
+            user: Some(format!("{}:{}", spec.host_user.uid, spec.host_user.gid)),
             working_dir: Some(SANDBOX_WORKSPACE.into()),
             env: Some(container_env(spec)?),
             labels: Some(labels),
@@ -906,8 +924,8 @@ fn split_reference(image: &str) -> (&str, Option<&str>) {
 }
 
 /// The script's environment: the spec's, the few variables every run gets
-/// (they win: the sandbox depends on them), and the bridge's address unless
-/// the spec names another.
+/// (they win: the sandbox depends on them), and the bridge's address and the
+/// user's name unless the spec names others.
 fn container_env(spec: &RunSpec) -> Result<Vec<String>, SandboxError> {
     let mut env: Vec<(String, String)> = Vec::with_capacity(spec.env.len() + 8);
     for (key, value) in &spec.env {
@@ -932,6 +950,14 @@ fn container_env(spec: &RunSpec) -> Result<Vec<String>, SandboxError> {
             .into_iter()
             .map(|(key, value)| (key.to_string(), value)),
     );
+    // A leased uid has no entry in the image's /etc/passwd, and
+    // `getpass.getuser()` (and what calls it) raises without one unless
+    // these say who the user is: `nobody`, as in the native sandbox.
+    for name in ["USER", "LOGNAME"] {
+        if !spec.env.contains_key(name) {
+            env.push((name.into(), "nobody".into()));
+        }
+    }
     if !spec.env.contains_key("CODEMODE_BRIDGE_URL") {
         env.push((
             "CODEMODE_BRIDGE_URL".into(),
@@ -1076,7 +1102,7 @@ mod tests {
 
     use super::*;
     use crate::sandbox::output::Captured;
-    use crate::sandbox::Limits;
+    use crate::sandbox::{Limits, SANDBOX_GID, SANDBOX_UID};
     use bollard::query_parameters::ListContainersOptionsBuilder;
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
@@ -1155,20 +1181,34 @@ mod tests {
     }
 
     /// A run's directories, prepared the way the exec code prepares them: a
-    /// workspace uid 65534 can write, a bridge directory it can traverse.
+    /// workspace the run's user can write, a bridge directory it can
+    /// traverse.
     struct Job {
         _root: tempfile::TempDir,
+        /// Dropped after the directories, as the exec code does.
+        _user: RunUser,
         spec: RunSpec,
     }
 
     fn job(script: &str) -> Job {
+        let user = DockerSandbox::run_user().unwrap();
         let root = tempfile::tempdir().unwrap();
         let workspace = root.path().join("workspace");
         let bridge = root.path().join("bridge");
         std::fs::create_dir(&workspace).unwrap();
         std::fs::create_dir(&bridge).unwrap();
         std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o777)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(
+                &workspace,
+                Some(nix::unistd::Uid::from_raw(user.user().uid)),
+                Some(nix::unistd::Gid::from_raw(user.user().gid)),
+            )
+            .unwrap();
+            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o700)).unwrap();
+        } else {
+            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
         std::fs::set_permissions(&bridge, std::fs::Permissions::from_mode(0o711)).unwrap();
         let path = workspace.join("job.py");
         std::fs::write(&path, script).unwrap();
@@ -1180,16 +1220,14 @@ mod tests {
                 args: vec![],
                 env: BTreeMap::new(),
                 bridge_dir: bridge,
-                host_user: crate::sandbox::HostUser {
-                    uid: SANDBOX_UID,
-                    gid: SANDBOX_GID,
-                },
+                host_user: user.user(),
                 limits: Limits {
                     timeout: Duration::from_secs(30),
                     ..Limits::default()
                 },
             },
             _root: root,
+            _user: user,
         }
     }
 
@@ -1321,24 +1359,114 @@ print("interfaces:", sorted(os.listdir("/sys/class/net")))
     }
 
     #[tokio::test]
-    async fn the_script_runs_as_nobody_without_capabilities() {
+    async fn the_script_runs_as_its_own_user_without_capabilities() {
         let Some(h) = harness("uid").await else {
             return;
         };
         let script = r#"
-import os
-print(os.getuid(), os.geteuid(), os.getgid(), os.getegid())
+import getpass, os
+print(os.getuid(), os.geteuid(), os.getgid(), os.getegid(), getpass.getuser())
 status = open("/proc/self/status").read()
 caps = {l.split(":")[0]: l.split()[1] for l in status.splitlines() if l.startswith("Cap")}
 print(caps["CapEff"], caps["CapPrm"], caps["CapBnd"])
 print([l.split()[1] for l in status.splitlines() if l.startswith("NoNewPrivs")][0])
 "#;
-        let (finished, out) = h.run(&job(script)).await;
+        let job = job(script);
+        let (finished, out) = h.run(&job).await;
         assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
+        let crate::sandbox::HostUser { uid, gid } = job.spec.host_user;
         assert_eq!(
             out.stdout,
-            "65534 65534 65534 65534\n0000000000000000 0000000000000000 0000000000000000\n1\n"
+            format!(
+                "{uid} {uid} {gid} {gid} nobody\n\
+                 0000000000000000 0000000000000000 0000000000000000\n1\n"
+            )
         );
+        if nix::unistd::geteuid().is_root() {
+            assert!(host_user::UNUSED_IDS.contains(&uid), "{uid}");
+            assert_eq!(uid, gid);
+        } else {
+            assert_eq!((uid, gid), (SANDBOX_UID, SANDBOX_GID));
+        }
+    }
+
+    /// The pids of the host's processes with `mark` among their arguments,
+    /// and whether one of them is the script (the other is docker-init).
+    fn pids_marked(mark: &str) -> (Vec<i32>, bool) {
+        let mut pids = Vec::new();
+        let mut script = false;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            if args.contains(&mark.as_bytes()) {
+                pids.push(pid);
+                script |= args[0] == b"python3";
+            }
+        }
+        (pids, script)
+    }
+
+    #[tokio::test]
+    async fn a_host_process_running_as_nobody_cannot_read_the_scripts_environment() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let Some(h) = harness("environ").await else {
+            return;
+        };
+        let mut job = job("import time\ntime.sleep(30)\n");
+        let mark = format!("codemode-test-{}", run_id().unwrap());
+        job.spec.args = vec![mark.clone()];
+        job.spec
+            .env
+            .insert("CODEMODE_BRIDGE_TOKEN".into(), "cm_secret".into());
+        let cancel = CancellationToken::new();
+        let sink = OutputSink::new(1024, None);
+        let run = h.sandbox.run(&job.spec, &sink, cancel.clone());
+        let peek = async {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let pids = loop {
+                let (pids, script) = pids_marked(&mark);
+                if script {
+                    break pids;
+                }
+                assert!(Instant::now() < deadline, "the script never showed up");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let mut peeks = Vec::new();
+            for pid in pids {
+                let environ = format!("/proc/{pid}/environ");
+                let peek = tokio::process::Command::new("/bin/cat")
+                    .arg(&environ)
+                    .uid(SANDBOX_UID)
+                    .gid(SANDBOX_GID)
+                    .output()
+                    .await
+                    .unwrap();
+                // Still there: a refusal, not a process that had already gone.
+                let alive = std::path::Path::new(&environ).exists();
+                peeks.push((pid, peek, alive));
+            }
+            cancel.cancel();
+            peeks
+        };
+        let (finished, peeks) = tokio::join!(run, peek);
+        assert!(finished.unwrap().cancelled);
+        for (pid, peek, alive) in peeks {
+            assert!(alive, "{pid} was gone");
+            let stderr = String::from_utf8_lossy(&peek.stderr);
+            assert!(
+                !peek.status.success() && stderr.contains("Permission denied"),
+                "{pid}: {}: read {:?}; {stderr}",
+                peek.status,
+                String::from_utf8_lossy(&peek.stdout)
+            );
+        }
     }
 
     #[tokio::test]

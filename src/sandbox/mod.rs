@@ -9,6 +9,7 @@
 //! run with less isolation.
 
 pub mod docker;
+mod host_user;
 pub mod native;
 mod output;
 
@@ -26,8 +27,9 @@ pub const SANDBOX_WORKSPACE: &str = "/workspace";
 pub const SANDBOX_BRIDGE_DIR: &str = "/run/codemode";
 /// The bridge socket's file name, on the host and in the sandbox.
 pub const BRIDGE_SOCKET_NAME: &str = "bridge.sock";
-/// The user the script sees itself as: `nobody`, in both backends. Docker's
-/// is also host uid 65534; the native backend maps it to [`RunSpec::host_user`].
+/// The user the script sees itself as in the native sandbox, which maps it
+/// to [`RunSpec::host_user`]; also the host user of runs that cannot have
+/// one of their own (see [`Backend::run_user`]).
 pub const SANDBOX_UID: u32 = 65534;
 pub const SANDBOX_GID: u32 = 65534;
 
@@ -44,12 +46,34 @@ pub struct HostUser {
 #[derive(Debug)]
 pub struct RunUser {
     user: HostUser,
-    _lease: Option<native::Lease>,
+    _lease: Option<host_user::Lease>,
 }
 
 impl RunUser {
     pub fn user(&self) -> HostUser {
         self.user
+    }
+
+    /// Host uid and gid 65534, shared with every other such run and with
+    /// whatever else on the host runs as `nobody`.
+    fn nobody() -> RunUser {
+        RunUser {
+            user: HostUser {
+                uid: SANDBOX_UID,
+                gid: SANDBOX_GID,
+            },
+            _lease: None,
+        }
+    }
+
+    /// An unused host uid and gid of this run's own; needs root, since only
+    /// root can give the run's workspace to it.
+    fn leased() -> Result<RunUser, String> {
+        let (user, lease) = host_user::lease()?;
+        Ok(RunUser {
+            user,
+            _lease: Some(lease),
+        })
     }
 }
 
@@ -164,17 +188,10 @@ impl Backend {
     }
 
     /// The host user the next run's script will have, to be given its
-    /// workspace and passed back in [`RunSpec::host_user`]. Docker's is host
-    /// 65534 (its container's `nobody`, without user namespace remapping).
+    /// workspace and passed back in [`RunSpec::host_user`].
     pub fn run_user(&self) -> Result<RunUser, SandboxError> {
         match self {
-            Backend::Docker(_) => Ok(RunUser {
-                user: HostUser {
-                    uid: SANDBOX_UID,
-                    gid: SANDBOX_GID,
-                },
-                _lease: None,
-            }),
+            Backend::Docker(_) => docker::DockerSandbox::run_user(),
             Backend::Native(native) => native.run_user(),
         }
     }

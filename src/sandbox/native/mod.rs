@@ -11,8 +11,8 @@
 //! 1. cgroup (memory, pids, cpu; where the host allows: as root, v1 or v2),
 //! 2. an unprivileged host uid: the invoking user's, or, when codemode runs
 //!    as root, one of the run's own, picked at random from a range no
-//!    account uses (see [`host_user`]), so that no other host process (a
-//!    daemon running as `nobody`, another run) can read or trace the script,
+//!    account uses (see [`super::host_user`]), so that no other host process
+//!    (a daemon running as `nobody`, another run) can read or trace the script,
 //! 3. user, mount, pid, net, ipc, uts and cgroup namespaces (that host uid
 //!    is 65534, `nobody`, inside),
 //! 4. a new root of read-only binds, a writable `/workspace`, a sized `/tmp`,
@@ -24,7 +24,6 @@
 //! run fails with the layer and the reason, and nothing of the script runs.
 
 mod cgroup;
-mod host_user;
 mod init;
 mod landlock;
 mod launch;
@@ -42,12 +41,11 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Finished, HostUser, OutputSink, RunSpec, RunUser, SandboxError, BRIDGE_SOCKET_NAME,
+    host_user, Finished, HostUser, OutputSink, RunSpec, RunUser, SandboxError, BRIDGE_SOCKET_NAME,
     SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
 };
 use protocol::{InitSpec, Report};
 
-pub use host_user::Lease;
 pub use init::init_main;
 
 /// The hidden first argument with which codemode re-executes itself as the
@@ -101,24 +99,14 @@ impl NativeSandbox {
     pub fn run_user(&self) -> Result<RunUser, SandboxError> {
         if nix::unistd::geteuid().is_root() && !host_user::range_is_mapped() {
             // Root of a container's user namespace: the unused range does
-            // not exist here, so runs share `nobody` as they would in Docker.
+            // not exist here, so runs share `nobody`.
             tracing::debug!(
                 "native sandbox: no unused uid range mapped here; runs as uid {SANDBOX_UID}"
             );
-            return Ok(RunUser {
-                user: HostUser {
-                    uid: SANDBOX_UID,
-                    gid: SANDBOX_GID,
-                },
-                _lease: None,
-            });
+            return Ok(RunUser::nobody());
         }
         if nix::unistd::geteuid().is_root() {
-            let (user, lease) = host_user::lease().map_err(unavailable)?;
-            return Ok(RunUser {
-                user,
-                _lease: Some(lease),
-            });
+            return RunUser::leased().map_err(unavailable);
         }
         Ok(RunUser {
             user: HostUser {

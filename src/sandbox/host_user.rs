@@ -1,11 +1,14 @@
-//! The host user a run becomes when codemode runs as root.
+//! The host user a run becomes when codemode runs as root, in either
+//! backend.
 //!
-//! Not a fixed one such as `nobody`: the script stays dumpable (its setup
-//! needs that to write its uid map), so any other process with its host uid
-//! could read its `/proc/<pid>/environ`, bridge token included, and, as owner
-//! of its user namespace, even ptrace it. Daemons often run as `nobody`, and
-//! two runs would share it too. So each run gets a uid (and the gid of the
-//! same number) that no account has and no other run of this process holds.
+//! Not a fixed one such as `nobody`: any other process with the script's
+//! host uid can read its `/proc/<pid>/environ`, bridge token included (the
+//! native script stays dumpable, as its setup needs that to write its uid
+//! map, and as owner of its user namespace could even be ptraced; a Docker
+//! container's uid is the same host uid unless the engine remaps users).
+//! Daemons often run as `nobody`, and two runs would share it too. So each
+//! run gets a uid (and the gid of the same number) that no account has and
+//! no other run of this process holds.
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
