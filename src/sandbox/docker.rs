@@ -453,6 +453,17 @@ impl DockerSandbox {
                 .and_then(|state| state.exit_code)
         });
 
+        // A daemon shutting down stops its containers (SIGTERM, then SIGKILL)
+        // and may still answer over a kept-alive connection; it closes its
+        // socket first, though, so a fresh connection tells whether this
+        // 143 or 137 was the engine going away or the script's own.
+        if let Some(code @ (137 | 143)) = exit {
+            if stopped.is_none() && !finished.oom_killed && !engine_answers_anew().await {
+                return Err(Failure::EngineLost(format!(
+                    "it shut down and stopped the container (exit {code})"
+                )));
+            }
+        }
         match exit {
             // A process killed by a signal shows up as 128 + the signal. Only
             // read it that way when we know something killed it: a script may
@@ -805,6 +816,18 @@ async fn engine() -> Result<Docker, String> {
         tracing::debug!("docker sandbox: API version negotiation failed: {err}");
     }
     Ok(docker)
+}
+
+/// Whether the engine answers a ping on a connection of its own (not one a
+/// shutting-down daemon may still be serving).
+async fn engine_answers_anew() -> bool {
+    let Ok(docker) = Docker::connect_with_defaults() else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(ENGINE_REPLY, docker.ping()).await,
+        Ok(Ok(_))
+    )
 }
 
 fn docker_host() -> String {
@@ -1261,6 +1284,19 @@ mod tests {
         let (finished, out) = h.run(&job("raise SystemError('boom')\n")).await;
         assert_eq!(finished.exit_code, Some(1));
         assert!(out.stderr.contains("SystemError: boom"), "{}", out.stderr);
+        h.assert_no_containers_left().await;
+    }
+
+    #[tokio::test]
+    async fn a_script_that_signals_itself_keeps_its_exit_status() {
+        let Some(h) = harness("selfkill").await else {
+            return;
+        };
+        // 143 with the engine up is the script's own, not a lost engine.
+        let script = "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n";
+        let (finished, _) = h.run(&job(script)).await;
+        assert_eq!(finished.exit_code, Some(143));
+        assert_eq!(finished.signal, None);
         h.assert_no_containers_left().await;
     }
 
