@@ -106,7 +106,8 @@ The answer goes to stdout; each step (reasoning, code, output, tool calls) to st
 Keys come from OPENAI_API_KEY or ANTHROPIC_API_KEY and never enter the sandbox;
 a base URL on localhost or a loopback address needs none.
 Exit status: 0 answered, 2 usage or configuration (a missing key, an unknown model),
-4 the provider failed, 5 no answer within --max-steps.")]
+4 the provider failed, 5 no answer within --max-steps, 125 the sandbox could not
+be set up or was lost mid-run.")]
     Ask(AskArgs),
 
     /// Serve `execute_python` and tool discovery as one MCP server over all the others
