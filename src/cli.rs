@@ -197,13 +197,21 @@ pub struct ExecArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
 
-    /// Memory limit, like 512m or 1g (default: [sandbox] memory)
+    /// Memory of the whole run, like 512m or 1g, or none (default: [sandbox]
+    /// memory, else 512m). A limit you set is enforced or the run is refused
+    /// (exit 125); `codemode doctor` says what this machine enforces
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
 
-    /// CPU share, like 0.5 for half a core (default: [sandbox] cpus)
+    /// CPU share of the whole run, like 0.5 for half a core, 0 for none
+    /// (default: [sandbox] cpus, else 0.5); enforced or refused, as --memory
     #[arg(long, value_name = "N")]
     pub cpus: Option<f64>,
+
+    /// Size of the workspace, a tmpfs the script's files live in, like 256m
+    /// (default: [sandbox] disk, else 256m)
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
 
     /// Output kept per stream, like 1m (the rest is dropped and reported)
     #[arg(long, value_name = "SIZE")]

@@ -117,9 +117,14 @@ pub struct SandboxConfig {
     pub image: String,
     #[serde(with = "duration::required")]
     pub timeout: Duration,
-    pub memory: String,
-    pub cpus: f64,
+    /// Unset: the default, enforced where the host can and said otherwise;
+    /// set (a size, or "none"): enforced for the whole run or refused.
+    pub memory: Option<String>,
+    /// As `memory`; 0 is no limit.
+    pub cpus: Option<f64>,
     pub pids: u32,
+    /// The size of the workspace, like "256m".
+    pub disk: Option<String>,
     pub python: Option<String>,
 }
 
@@ -129,9 +134,10 @@ impl Default for SandboxConfig {
             backend: "auto".into(),
             image: "python:3.12-slim".into(),
             timeout: Duration::from_secs(30),
-            memory: "512m".into(),
-            cpus: 0.5,
+            memory: None,
+            cpus: None,
             pids: 128,
+            disk: None,
             python: None,
         }
     }
@@ -260,7 +266,21 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        parse_size(&raw.sandbox.memory).map_err(|e| invalid(format!("sandbox.memory: {e}")))?;
+        if let Some(memory) = &raw.sandbox.memory {
+            parse_limit(memory).map_err(|e| invalid(format!("sandbox.memory: {e}")))?;
+        }
+        if let Some(disk) = &raw.sandbox.disk {
+            parse_size(disk).map_err(|e| invalid(format!("sandbox.disk: {e}")))?;
+        }
+        if raw
+            .sandbox
+            .cpus
+            .is_some_and(|cpus| !cpus.is_finite() || cpus < 0.0)
+        {
+            return Err(invalid(
+                "sandbox.cpus must be a share of cores like 0.5, or 0 for no limit".into(),
+            ));
+        }
         if !["auto", "docker", "native"].contains(&raw.sandbox.backend.as_str()) {
             return Err(invalid(format!(
                 "sandbox.backend `{}` is not one of auto, docker, native",
@@ -498,6 +518,14 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 /// A size as people write it: `512m`, `1g`, `64k`, `1048576` (binary units).
+/// A size limit, or `None` for "none": the user accepts no limit.
+pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    parse_size(text).map(Some)
+}
+
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let lower = text.to_ascii_lowercase();
@@ -727,6 +755,19 @@ mod tests {
     fn an_unreadable_memory_size_is_rejected() {
         let err = parse("[sandbox]\nmemory = \"lots\"\n").unwrap_err();
         assert!(err.to_string().contains("sandbox.memory"), "{err}");
+    }
+
+    #[test]
+    fn a_memory_limit_of_none_is_no_limit() {
+        assert_eq!(parse_limit("none").unwrap(), None);
+        assert_eq!(parse_limit("1g").unwrap(), Some(1 << 30));
+        assert!(parse("[sandbox]\nmemory = \"none\"\n").is_ok());
+    }
+
+    #[test]
+    fn a_negative_cpu_share_is_rejected() {
+        let err = parse("[sandbox]\ncpus = -1\n").unwrap_err();
+        assert!(err.to_string().contains("sandbox.cpus"), "{err}");
     }
 
     #[test]

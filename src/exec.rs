@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,12 +17,12 @@ use crate::bridge::{
 };
 use crate::catalog;
 use crate::cli::ExecArgs;
-use crate::config::{parse_size, Config, ResolvedServer};
+use crate::config::{parse_limit, parse_size, Config, ResolvedServer};
 use crate::context::Context;
 use crate::error::{exit, Error};
 use crate::mcp::Registry;
 use crate::progress::Progress;
-use crate::sandbox::{self, Backend, Limits, OutputSink, RunSpec, Stream};
+use crate::sandbox::{self, Backend, Limits, OutputSink, RunDir, RunSpec, Stream};
 use crate::text::human_bytes;
 
 /// Everything one execution needs besides the script.
@@ -85,7 +84,7 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     });
 
     let runner = tokio::select! {
-        runner = Runner::start(ctx, &config, specs, options.backend) => runner?,
+        runner = Runner::start(ctx, &config, specs, &options) => runner?,
         // Picking the sandbox may wait on an engine or pull an image; a
         // signal must not wait for that.
         _ = cancel.cancelled() => {
@@ -211,22 +210,26 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Picks the backend (saying which, and why, on stderr) and prepares the
-    /// registry; servers start when first used.
+    /// Picks the backend (saying which, and why, on stderr), checks that it
+    /// can enforce `options`' limits (saying once what it bounds otherwise)
+    /// and prepares the registry; servers start when first used.
     pub async fn start(
         ctx: &Context,
         config: &Config,
         specs: Vec<ResolvedServer>,
-        choice: sandbox::Choice,
+        options: &Options,
     ) -> Result<Runner, Error> {
         let (backend, note) = sandbox::select(
-            choice,
+            options.backend,
             &config.sandbox.image,
             config.sandbox.python.as_ref().map(PathBuf::from),
         )
         .await
         .map_err(Error::Sandbox)?;
         ctx.say(&format!("codemode: sandbox: {note}"));
+        for note in backend.check(&options.limits).map_err(Error::Sandbox)? {
+            ctx.say(&format!("codemode: note: {note}"));
+        }
         Ok(Runner {
             registry: Arc::new(Registry::new(specs.clone())),
             specs,
@@ -291,10 +294,10 @@ impl Runner {
         } else if finished.output_flooded {
             Some("stopped: the script kept writing output far past the cap".into())
         } else if finished.oom_killed {
-            Some(format!(
-                "killed: over the memory limit of {}",
-                human_bytes(options.limits.memory_bytes)
-            ))
+            Some(match options.limits.memory_bytes {
+                Some(bytes) => format!("killed: over the memory limit of {}", human_bytes(bytes)),
+                None => "killed: out of memory".into(),
+            })
         } else if finished.cancelled {
             Some("cancelled".into())
         } else {
@@ -339,12 +342,16 @@ impl Runner {
     > {
         let user = self.backend.run_user().map_err(Error::Sandbox)?;
         // Named, since a full or read-only TMPDIR is the user's to fix.
-        let dirs = RunDirs::create(user.user()).map_err(Error::io(format!(
-            "creating the run's workspace in {}",
+        let dirs = RunDir::create(user.user()).map_err(Error::io(format!(
+            "creating the run's directory in {}",
             std::env::temp_dir().display()
         )))?;
-        dirs.write(script_name, source)?;
-        dirs.write("mcp_tools.py", stubs)?;
+        for (name, text) in [(script_name, source), ("mcp_tools.py", stubs)] {
+            dirs.write(name, text).map_err(Error::io(format!(
+                "writing {}",
+                dirs.inputs().join(name).display()
+            )))?;
+        }
 
         let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
         let grant = bridge
@@ -353,18 +360,20 @@ impl Runner {
                 ..GrantSpec::default()
             })
             .map_err(|err| Error::Usage(format!("cannot make a token: {err}")))?;
-        let socket_path = dirs.bridge.join(sandbox::BRIDGE_SOCKET_NAME);
-        let socket = UnixSocket::bind(&socket_path, 0o666)
+        let socket_path = dirs.bridge().join(sandbox::BRIDGE_SOCKET_NAME);
+        // The run's user alone may connect: the token is the second lock.
+        let socket = UnixSocket::bind(&socket_path, 0o600)
+            .and_then(|socket| dirs.give(&socket_path).map(|()| socket))
             .map_err(Error::io(format!("binding {}", socket_path.display())))?;
 
         let mut env = options.env.clone();
         env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());
         let spec = RunSpec {
-            workspace: dirs.workspace.clone(),
+            inputs: dirs.inputs().to_path_buf(),
             script: script_name.to_string(),
             args: options.args.clone(),
             env,
-            bridge_dir: dirs.bridge.clone(),
+            bridge_dir: dirs.bridge().to_path_buf(),
             host_user: user.user(),
             limits: options.limits.clone(),
         };
@@ -388,71 +397,16 @@ impl Runner {
         let _ = serving.await;
         let records = grant.records();
         drop(grant);
-        drop(dirs);
+        let removed = dirs.remove();
         // Only now that no file of the run is left may another run get its uid.
         drop(user);
+        removed.map_err(Error::io("cleaning up after the run"))?;
         Ok((finished, records))
     }
 
     /// Stops every MCP server the runs used.
     pub async fn shutdown(&self) {
         self.registry.shutdown().await;
-    }
-}
-
-/// The run's directories: a private parent with the workspace and the
-/// bridge's socket directory in it, removed when dropped.
-struct RunDirs {
-    root: tempfile::TempDir,
-    workspace: PathBuf,
-    bridge: PathBuf,
-}
-
-impl RunDirs {
-    /// `owner`: the run's host user, from the backend.
-    fn create(owner: sandbox::HostUser) -> std::io::Result<RunDirs> {
-        let root = tempfile::Builder::new().prefix("codemode-run-").tempdir()?;
-        // Traversable but not listable: the sandbox's user reaches its two
-        // directories by their names, nobody can list what runs are here.
-        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711))?;
-        let workspace = root.path().join("workspace");
-        let bridge = root.path().join("bridge");
-        std::fs::create_dir(&workspace)?;
-        std::fs::create_dir(&bridge)?;
-        std::fs::set_permissions(&bridge, std::fs::Permissions::from_mode(0o711))?;
-        if nix::unistd::geteuid().is_root() {
-            // As root we can give the workspace to the script alone.
-            nix::unistd::chown(
-                &workspace,
-                Some(nix::unistd::Uid::from_raw(owner.uid)),
-                Some(nix::unistd::Gid::from_raw(owner.gid)),
-            )?;
-            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o700))?;
-        } else {
-            // Without root the sandbox user may be a different uid (Docker's
-            // 65534): the parent's 0711 keeps others out, this lets it write.
-            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o777))?;
-        }
-        Ok(RunDirs {
-            root,
-            workspace,
-            bridge,
-        })
-    }
-
-    fn write(&self, name: &str, text: &str) -> Result<(), Error> {
-        let path = self.workspace.join(name);
-        std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
-            .map_err(Error::io(format!("writing {}", path.display())))
-    }
-}
-
-impl Drop for RunDirs {
-    fn drop(&mut self) {
-        if let Err(err) = std::fs::remove_dir_all(self.root.path()) {
-            tracing::warn!("could not remove {}: {err}", self.root.path().display());
-        }
     }
 }
 
@@ -493,14 +447,7 @@ impl Options {
     pub fn from_config(config: &Config) -> Result<Options, Error> {
         Ok(Options {
             backend: config.sandbox.backend.parse().map_err(Error::Usage)?,
-            limits: Limits {
-                timeout: config.sandbox.timeout,
-                memory_bytes: parse_size(&config.sandbox.memory)
-                    .map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?,
-                cpus: config.sandbox.cpus,
-                pids: config.sandbox.pids,
-                ..Limits::default()
-            },
+            limits: limits_from(&config.sandbox)?,
             allow: Vec::new(),
             stubs: None,
             env: BTreeMap::new(),
@@ -508,6 +455,30 @@ impl Options {
             allow_partial: false,
         })
     }
+}
+
+/// The config's limits over the defaults; what it sets is the user's
+/// choice, enforced or refused (see [`sandbox::Chosen`]).
+fn limits_from(config: &crate::config::SandboxConfig) -> Result<Limits, Error> {
+    let mut limits = Limits {
+        timeout: config.timeout,
+        pids: config.pids,
+        ..Limits::default()
+    };
+    if let Some(text) = &config.memory {
+        limits.memory_bytes =
+            parse_limit(text).map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?;
+        limits.chosen.memory = true;
+    }
+    if let Some(cpus) = config.cpus {
+        limits.cpus = cpus;
+        limits.chosen.cpus = true;
+    }
+    if let Some(text) = &config.disk {
+        limits.disk_bytes =
+            parse_size(text).map_err(|e| Error::Usage(format!("sandbox.disk: {e}")))?;
+    }
+    Ok(limits)
 }
 
 impl Options {
@@ -534,10 +505,21 @@ fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
     options.override_with(args.sandbox, args.timeout, &args.allow);
     if let Some(text) = &args.memory {
         options.limits.memory_bytes =
-            parse_size(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?;
+            parse_limit(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?;
+        options.limits.chosen.memory = true;
     }
     if let Some(cpus) = args.cpus {
+        if !cpus.is_finite() || cpus < 0.0 {
+            return Err(Error::Usage(
+                "--cpus must be a share of cores like 0.5, or 0 for no limit".into(),
+            ));
+        }
         options.limits.cpus = cpus;
+        options.limits.chosen.cpus = true;
+    }
+    if let Some(text) = &args.disk {
+        options.limits.disk_bytes =
+            parse_size(text).map_err(|e| Error::Usage(format!("--disk: {e}")))?;
     }
     if let Some(text) = &args.max_output {
         options.limits.output_bytes =

@@ -114,7 +114,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
         on_signal.cancel();
     });
 
-    let runner = Runner::start(ctx, &config, specs.clone(), options.backend).await?;
+    let runner = Runner::start(ctx, &config, specs.clone(), &options).await?;
     let result = async {
         // Listing tools is routine: shown only with -v, as `exec` does.
         let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);

@@ -36,8 +36,8 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    host_user, Finished, OutputSink, RunSpec, RunUser, SandboxError, Stream, BRIDGE_SOCKET_NAME,
-    SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE,
+    host_user, Finished, HostUser, OutputSink, RunSpec, RunUser, SandboxError, Stream,
+    BRIDGE_SOCKET_NAME, PROC_MASKED_FILES, PYTHON_FLAGS, SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE, WORKSPACE_INODES,
 };
 
 const BACKEND: &str = "docker";
@@ -72,6 +72,12 @@ const PULL_STALL: Duration = Duration::from_secs(120);
 const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const SIGKILL: i32 = 9;
+
+/// Where the container sees the run's inputs (read-only), to copy them into
+/// its workspace.
+const INPUTS_DIR: &str = "/run/codemode-inputs";
+
+const MIB: u64 = 1024 * 1024;
 
 pub struct DockerSandbox {
     docker: Docker,
@@ -110,16 +116,21 @@ impl DockerSandbox {
     /// that uid on the host, whoever runs codemode: as root, one of the
     /// run's own, like the native sandbox's (see [`host_user`]).
     pub fn run_user() -> Result<RunUser, SandboxError> {
-        if nix::unistd::geteuid().is_root() && host_user::range_is_mapped() {
+        let euid = nix::unistd::geteuid();
+        if euid.is_root() && host_user::range_is_mapped() {
             return RunUser::leased().map_err(unavailable);
         }
-        // Without root the workspace cannot be given to a leased uid (only
-        // root may chown), so it stays writable by every uid (see exec's
-        // RunDirs) and the run is not private whichever uid it has; what the
-        // script leaves there is then at least `nobody`'s, not an id no
-        // account has. Root of a user namespace without the unused range
-        // cannot chown to it either.
-        Ok(RunUser::nobody())
+        if euid.is_root() {
+            // Root of a user namespace without the unused range cannot
+            // give the run's directory to one of them.
+            return Ok(RunUser::nobody());
+        }
+        // Without root only the invoking user can own the run's directory
+        // and socket, which keeps them private; the container then runs as
+        // that uid, as the native sandbox does, rather than as `nobody`,
+        // whose processes (host daemons among them) could read the
+        // script's environment, token included.
+        Ok(RunUser::invoking())
     }
 
     /// Adds a label to every container this sandbox creates.
@@ -197,15 +208,20 @@ impl DockerSandbox {
         run_id: &str,
     ) -> Result<ContainerCreateBody, SandboxError> {
         let limits = &spec.limits;
+        // The workspace is a tmpfs, which the engine cannot upload into
+        // under a read-only root, so the inputs are copied in by the
+        // container itself before the interpreter replaces the shell. `$0`
+        // and `$@` carry the interpreter's argv unquoted.
         let mut cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!("cp -- {INPUTS_DIR}/* {SANDBOX_WORKSPACE}/ && exec \"$0\" \"$@\""),
             "python3".to_string(),
-            // -u: unbuffered, so output written before an OOM kill is not lost
-            // in Python's buffer; -B: no .pyc files in the workspace.
-            "-u".to_string(),
-            "-B".to_string(),
-            format!("{SANDBOX_WORKSPACE}/{}", spec.script),
         ];
+        cmd.extend(PYTHON_FLAGS.iter().map(|f| f.to_string()));
+        cmd.push(format!("{SANDBOX_WORKSPACE}/{}", spec.script));
         cmd.extend(spec.args.iter().cloned());
+        let HostUser { uid, gid } = spec.host_user;
 
         let mut labels = self.labels.clone();
         labels.insert(RUN_LABEL.into(), run_id.into());
@@ -219,22 +235,44 @@ impl DockerSandbox {
             ]),
             readonly_rootfs: Some(true),
             // Docker adds nosuid,nodev,noexec to tmpfs mounts by default.
-            tmpfs: Some(HashMap::from([(
-                "/tmp".to_string(),
-                format!("rw,size={},mode=1777", limits.tmp_bytes),
-            )])),
+            // Sized, and counted in the container's memory cgroup: filling
+            // them is ENOSPC for the script and nothing for the host's disk.
+            tmpfs: Some(HashMap::from([
+                (
+                    "/tmp".to_string(),
+                    format!(
+                        "rw,size={},nr_inodes={WORKSPACE_INODES},mode=1777",
+                        limits.tmp_bytes.max(MIB)
+                    ),
+                ),
+                (
+                    SANDBOX_WORKSPACE.to_string(),
+                    format!(
+                        "rw,size={},nr_inodes={WORKSPACE_INODES},uid={uid},gid={gid},mode=0700",
+                        limits.disk_bytes.max(MIB)
+                    ),
+                ),
+            ])),
             ipc_mode: Some("private".into()),
+            // Replaces the engine's default list, so it is repeated here.
+            masked_paths: Some(
+                PROC_MASKED_FILES
+                    .iter()
+                    .chain(&["/proc/asound", "/proc/acpi", "/proc/scsi", "/sys/firmware"])
+                    .map(|path| path.to_string())
+                    .collect(),
+            ),
             pids_limit: Some(i64::from(limits.pids)),
-            memory: Some(clamp_i64(limits.memory_bytes)),
+            memory: limits.memory_bytes.map(clamp_i64),
             // Equal to `memory`: no swap, so the memory limit is the limit.
-            memory_swap: Some(clamp_i64(limits.memory_bytes)),
+            memory_swap: limits.memory_bytes.map(clamp_i64),
             nano_cpus: (limits.cpus > 0.0).then(|| (limits.cpus * 1e9).round() as i64),
             // docker-init as PID 1 reaps zombies (a script's orphaned children
             // would otherwise pile up against the pids limit) and passes on
             // signals; Python as PID 1 does neither.
             init: Some(true),
             mounts: Some(vec![
-                bind(&spec.workspace, SANDBOX_WORKSPACE, false)?,
+                bind(&spec.inputs, INPUTS_DIR, true)?,
                 // Read-only: the script connects to the socket (sockets are
                 // exempt from the read-only check) but cannot plant files.
                 bind(&spec.bridge_dir, SANDBOX_BRIDGE_DIR, true)?,
@@ -255,7 +293,7 @@ impl DockerSandbox {
             // whole command line.
             entrypoint: Some(vec![]),
             cmd: Some(cmd),
-            user: Some(format!("{}:{}", spec.host_user.uid, spec.host_user.gid)),
+            user: Some(format!("{uid}:{gid}")),
             working_dir: Some(SANDBOX_WORKSPACE.into()),
             env: Some(container_env(spec)?),
             labels: Some(labels),
@@ -963,9 +1001,6 @@ fn container_env(spec: &RunSpec) -> Result<Vec<String>, SandboxError> {
         ("PATH", CONTAINER_PATH.to_string()),
         ("HOME", "/tmp".to_string()),
         ("LANG", "C.UTF-8".to_string()),
-        ("PYTHONUNBUFFERED", "1".to_string()),
-        ("PYTHONDONTWRITEBYTECODE", "1".to_string()),
-        ("PYTHONPATH", SANDBOX_WORKSPACE.to_string()),
     ];
     env.retain(|(key, _)| !fixed.iter().any(|(fixed, _)| fixed == key));
     env.extend(
@@ -1042,8 +1077,8 @@ fn start_error(spec: &RunSpec, err: DockerError) -> SandboxError {
     // Most start failures are mounts: the engine cannot see our paths (a
     // remote engine) or the image lacks python3.
     failed(format!(
-        "starting the container (workspace {}, bridge {}): {err}",
-        spec.workspace.display(),
+        "starting the container (inputs {}, bridge {}): {err}",
+        spec.inputs.display(),
         spec.bridge_dir.display()
     ))
 }
@@ -1125,7 +1160,7 @@ mod tests {
 
     use super::*;
     use crate::sandbox::output::Captured;
-    use crate::sandbox::{Limits, SANDBOX_GID, SANDBOX_UID};
+    use crate::sandbox::{Limits, RunDir, SANDBOX_GID, SANDBOX_UID};
     use bollard::query_parameters::ListContainersOptionsBuilder;
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
@@ -1203,53 +1238,32 @@ mod tests {
         }
     }
 
-    /// A run's directories, prepared the way the exec code prepares them: a
-    /// workspace the run's user can write, a bridge directory it can
-    /// traverse.
+    /// A run's directory, as exec makes it.
     struct Job {
-        _root: tempfile::TempDir,
-        /// Dropped after the directories, as the exec code does.
+        dir: RunDir,
+        /// Dropped after the directory, as the exec code does.
         _user: RunUser,
         spec: RunSpec,
     }
 
     fn job(script: &str) -> Job {
         let user = DockerSandbox::run_user().unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let workspace = root.path().join("workspace");
-        let bridge = root.path().join("bridge");
-        std::fs::create_dir(&workspace).unwrap();
-        std::fs::create_dir(&bridge).unwrap();
-        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        if nix::unistd::geteuid().is_root() {
-            nix::unistd::chown(
-                &workspace,
-                Some(nix::unistd::Uid::from_raw(user.user().uid)),
-                Some(nix::unistd::Gid::from_raw(user.user().gid)),
-            )
-            .unwrap();
-            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o700)).unwrap();
-        } else {
-            std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o777)).unwrap();
-        }
-        std::fs::set_permissions(&bridge, std::fs::Permissions::from_mode(0o711)).unwrap();
-        let path = workspace.join("job.py");
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let dir = RunDir::create(user.user()).unwrap();
+        dir.write("job.py", script).unwrap();
         Job {
             spec: RunSpec {
-                workspace,
+                inputs: dir.inputs().to_path_buf(),
                 script: "job.py".into(),
                 args: vec![],
                 env: BTreeMap::new(),
-                bridge_dir: bridge,
+                bridge_dir: dir.bridge().to_path_buf(),
                 host_user: user.user(),
                 limits: Limits {
                     timeout: Duration::from_secs(30),
                     ..Limits::default()
                 },
             },
-            _root: root,
+            dir,
             _user: user,
         }
     }
@@ -1321,13 +1335,16 @@ mod tests {
             "import os, sys\n",
             "print(sys.argv[1:])\n",
             "print(os.getcwd())\n",
-            "for k in ['GREETING', 'HOME', 'LANG', 'PYTHONPATH', 'CODEMODE_BRIDGE_URL', 'HOSTILE']:\n",
+            "for k in ['GREETING', 'HOME', 'LANG', 'CODEMODE_BRIDGE_URL', 'HOSTILE']:\n",
             "    print(k, os.environ.get(k))\n",
+            "print('/elsewhere' in sys.path)\n",
             "import json, http.client\n",
         ));
         job.spec.args = vec!["one".into(), "two words".into()];
         job.spec.env.insert("GREETING".into(), "hi there".into());
-        // The backend's own variables win over the spec's.
+        // The backend's own variables win over the spec's, and the
+        // interpreter ignores PYTHON* ones.
+        job.spec.env.insert("HOME".into(), "/elsewhere".into());
         job.spec
             .env
             .insert("PYTHONPATH".into(), "/elsewhere".into());
@@ -1336,8 +1353,8 @@ mod tests {
         assert_eq!(
             out.stdout,
             "['one', 'two words']\n/workspace\nGREETING hi there\nHOME /tmp\nLANG C.UTF-8\n\
-             PYTHONPATH /workspace\nCODEMODE_BRIDGE_URL unix:///run/codemode/bridge.sock\n\
-             HOSTILE None\n"
+             CODEMODE_BRIDGE_URL unix:///run/codemode/bridge.sock\n\
+             HOSTILE None\nFalse\n"
         );
     }
 
@@ -1422,7 +1439,12 @@ print([l.split()[1] for l in status.splitlines() if l.startswith("NoNewPrivs")][
             assert!(host_user::UNUSED_IDS.contains(&uid), "{uid}");
             assert_eq!(uid, gid);
         } else {
-            assert_eq!((uid, gid), (SANDBOX_UID, SANDBOX_GID));
+            // The invoking user's: the only one that can own the run's files.
+            let me = (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            );
+            assert_eq!((uid, gid), me);
         }
     }
 
@@ -1635,8 +1657,32 @@ for path in ["/etc/x", "/usr/x", "/x", "/run/codemode/x", "/workspace/out.txt", 
                 "/tmp/x ok",
             ]
         );
-        let written = std::fs::read_to_string(job.spec.workspace.join("out.txt")).unwrap();
-        assert_eq!(written, "written");
+        // The workspace is the container's own tmpfs: nothing reached the host.
+        assert!(!job.dir.inputs().join("out.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn the_workspace_holds_the_inputs_and_is_sized_by_the_disk_limit() {
+        let Some(h) = harness("disksize").await else {
+            return;
+        };
+        let mut job = job(concat!(
+            "import os, errno, mcp_tools\n",
+            "print(sorted(os.listdir('/workspace')), mcp_tools.VALUE)\n",
+            "st = os.statvfs('/workspace')\n",
+            "print(st.f_blocks * st.f_frsize // (1 << 20))\n",
+            "try:\n",
+            "    with open('/workspace/fill', 'wb') as f:\n",
+            "        while True:\n",
+            "            f.write(b'x' * (1 << 20))\n",
+            "except OSError as e:\n",
+            "    print(errno.errorcode[e.errno])\n",
+        ));
+        job.dir.write("mcp_tools.py", "VALUE = 7\n").unwrap();
+        job.spec.limits.disk_bytes = 8 * 1024 * 1024;
+        let (finished, out) = h.run(&job).await;
+        assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout, "['job.py', 'mcp_tools.py'] 7\n8\nENOSPC\n");
     }
 
     #[tokio::test]
@@ -1670,8 +1716,9 @@ for path in ["/etc/x", "/usr/x", "/x", "/run/codemode/x", "/workspace/out.txt", 
         ));
         let socket_path = job.spec.bridge_dir.join(BRIDGE_SOCKET_NAME);
         let listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
-        // As the exec code does: nobody must be able to connect.
-        std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        // As the exec code does: the run's user's alone.
+        std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        job.dir.give(&socket_path).unwrap();
         let server = std::thread::spawn(move || {
             use std::io::{Read, Write};
             let (mut conn, _) = listener.accept().unwrap();
@@ -1697,7 +1744,7 @@ for path in ["/etc/x", "/usr/x", "/x", "/run/codemode/x", "/workspace/out.txt", 
             "while True:\n",
             "    blocks.append(bytearray(8 << 20))\n",
         ));
-        job.spec.limits.memory_bytes = 64 * 1024 * 1024;
+        job.spec.limits.memory_bytes = Some(64 * 1024 * 1024);
         let (finished, out) = h.run(&job).await;
         assert!(
             finished.oom_killed || finished.exit_code.is_some_and(|code| code != 0),

@@ -12,6 +12,7 @@ pub mod docker;
 mod host_user;
 pub mod native;
 mod output;
+mod run_dir;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use output::{Live, OutputSink, Stream};
+pub use run_dir::RunDir;
 
 /// Where the sandbox sees the workspace; also the script's working directory.
 pub const SANDBOX_WORKSPACE: &str = "/workspace";
@@ -32,6 +34,28 @@ pub const BRIDGE_SOCKET_NAME: &str = "bridge.sock";
 /// one of their own (see [`Backend::run_user`]).
 pub const SANDBOX_UID: u32 = 65534;
 pub const SANDBOX_GID: u32 = 65534;
+
+/// How every backend starts the interpreter, before the script's path.
+/// `-E -s`: no `PYTHON*` variables and no user site directory, so nothing
+/// but the standard library is imported before the script starts (the
+/// script's own directory, the workspace, is on `sys.path` only for the
+/// script's imports, `mcp_tools` among them); `-u`: output written before an
+/// OOM kill is not lost in a buffer; `-B`: no `.pyc` files.
+pub const PYTHON_FLAGS: [&str; 4] = ["-E", "-s", "-u", "-B"];
+
+/// Files of `/proc` that tell about the host rather than the sandbox: its
+/// boot command line, kernel build, memory image, keys and scheduler state.
+/// Both backends hide them.
+pub const PROC_MASKED_FILES: [&str; 8] = [
+    "/proc/cmdline",
+    "/proc/config.gz",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+];
 
 /// A uid and gid on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +90,18 @@ impl RunUser {
         }
     }
 
+    /// The user running codemode: the only one an unprivileged codemode can
+    /// give the run's directory to.
+    fn invoking() -> RunUser {
+        RunUser {
+            user: HostUser {
+                uid: nix::unistd::geteuid().as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+            },
+            _lease: None,
+        }
+    }
+
     /// An unused host uid and gid of this run's own; needs root, since only
     /// root can give the run's workspace to it.
     fn leased() -> Result<RunUser, String> {
@@ -80,27 +116,49 @@ impl RunUser {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub timeout: Duration,
-    pub memory_bytes: u64,
-    /// CPU share: 0.5 is half of one core.
+    /// Memory of the whole run, shared mappings and tmpfs pages included;
+    /// `None` when the user asked for no limit (`--memory none`).
+    pub memory_bytes: Option<u64>,
+    /// CPU share of the whole run, all threads: 0.5 is half of one core; 0
+    /// is no limit.
     pub cpus: f64,
     /// Processes and threads at once.
     pub pids: u32,
     /// Size of the `/tmp` tmpfs.
     pub tmp_bytes: u64,
+    /// Size of the workspace, a tmpfs of its own: what a script can store.
+    pub disk_bytes: u64,
     /// What is kept of each of stdout and stderr; the rest is dropped and the
     /// result marked truncated.
     pub output_bytes: usize,
+    /// Which limits the user set (a flag or the config file) rather than left
+    /// at their defaults.
+    pub chosen: Chosen,
 }
+
+/// Limits the user set themselves. A backend must enforce these for the
+/// whole run or refuse it; a default it cannot enforce is only said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Chosen {
+    pub memory: bool,
+    pub cpus: bool,
+}
+
+/// Files and directories a workspace may hold: bounds the kernel memory a
+/// flood of empty files can take, which a size limit alone does not.
+pub const WORKSPACE_INODES: u64 = 32_768;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             timeout: Duration::from_secs(30),
-            memory_bytes: 512 * 1024 * 1024,
+            memory_bytes: Some(512 * 1024 * 1024),
             cpus: 0.5,
             pids: 128,
             tmp_bytes: 64 * 1024 * 1024,
+            disk_bytes: 256 * 1024 * 1024,
             output_bytes: 1024 * 1024,
+            chosen: Chosen::default(),
         }
     }
 }
@@ -108,15 +166,18 @@ impl Default for Limits {
 /// One run of one script.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    /// Host directory holding the script and `mcp_tools.py`; the sandbox sees it
-    /// at [`SANDBOX_WORKSPACE`], writable, as its working directory.
-    pub workspace: PathBuf,
-    /// The script's file name inside the workspace.
+    /// Host directory holding the script and `mcp_tools.py` ([`RunDir`]).
+    /// The sandbox never writes it: its files are copied into the workspace,
+    /// a fresh tmpfs of [`Limits::disk_bytes`] that the sandbox sees at
+    /// [`SANDBOX_WORKSPACE`] as its working directory.
+    pub inputs: PathBuf,
+    /// The script's file name among the inputs.
     pub script: String,
     pub args: Vec<String>,
     /// The script's whole environment, apart from the few variables a backend
-    /// sets itself (`PATH`, `HOME`, `LANG`, `PYTHONUNBUFFERED`, `PYTHONPATH`,
-    /// `PYTHONDONTWRITEBYTECODE`). The host's environment never enters.
+    /// sets itself (`PATH`, `HOME`, `LANG`). The host's environment never
+    /// enters. The interpreter ignores `PYTHON*` variables (see
+    /// [`PYTHON_FLAGS`]).
     pub env: BTreeMap<String, String>,
     /// Host directory holding the bridge socket [`BRIDGE_SOCKET_NAME`]; the
     /// sandbox sees it at [`SANDBOX_BRIDGE_DIR`].
@@ -193,6 +254,16 @@ impl Backend {
         match self {
             Backend::Docker(_) => docker::DockerSandbox::run_user(),
             Backend::Native(native) => native.run_user(),
+        }
+    }
+
+    /// Refuses `limits` if it holds a limit the user set that this backend
+    /// cannot enforce for a whole run here; else what to say, once, about
+    /// defaults it bounds some other way. The engine enforces Docker's.
+    pub fn check(&self, limits: &Limits) -> Result<Vec<String>, SandboxError> {
+        match self {
+            Backend::Docker(_) => Ok(Vec::new()),
+            Backend::Native(native) => native.check(limits),
         }
     }
 

@@ -78,7 +78,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     };
 
     let runner = tokio::select! {
-        runner = Runner::start(ctx, &config, specs.clone(), options.backend) => runner?,
+        runner = Runner::start(ctx, &config, specs.clone(), &options) => runner?,
         // Picking the sandbox may wait on an engine or pull an image; nothing
         // has started yet, so there is nothing to shut down.
         _ = stop.cancelled() => return Ok(()),

@@ -1,9 +1,9 @@
 //! The cgroup layer: one group per run bounding the whole run's memory,
 //! process count and CPU share, where the host lets us make one (as root,
-//! with the controller mounted; v1 or v2, per controller). Elsewhere it is
-//! skipped and the rlimits remain: cgroups are the one layer that is
-//! best-effort by design, since an unprivileged user usually cannot create
-//! them.
+//! with the controller mounted; v1 or v2, per controller). An unprivileged
+//! user usually cannot create them; then a limit the user set is refused
+//! (see [`super::NativeSandbox::check`]) and a default is bounded otherwise
+//! (per-process rlimits, the pid limit of the user namespace, the timeout).
 //!
 //! The parent creates and configures the group, the setup process joins it
 //! (as its first act, before dropping root, so nothing of the run is ever
@@ -21,7 +21,7 @@ pub enum Controller {
 }
 
 impl Controller {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
@@ -108,21 +108,21 @@ pub fn settings(controller: Controller, v2: bool, limits: &Limits) -> Vec<Settin
     let pids = (limits.pids.saturating_add(SETUP_PROCESSES)).to_string();
     let quota = cpu_quota_us(limits.cpus);
     match (controller, v2) {
-        (Controller::Memory, false) => vec![
+        (Controller::Memory, _) if limits.memory_bytes.is_none() => Vec::new(),
+        (Controller::Memory, false) => {
+            let bytes = limits.memory_bytes.unwrap_or(u64::MAX).to_string();
+            vec![
+                set("memory.limit_in_bytes", bytes.clone(), false),
+                // memory+swap at the same figure: no swapping past the limit.
+                set("memory.memsw.limit_in_bytes", bytes, true),
+            ]
+        }
+        (Controller::Memory, true) => vec![
             set(
-                "memory.limit_in_bytes",
-                limits.memory_bytes.to_string(),
+                "memory.max",
+                limits.memory_bytes.unwrap_or(u64::MAX).to_string(),
                 false,
             ),
-            // memory+swap at the same figure: no swapping past the limit.
-            set(
-                "memory.memsw.limit_in_bytes",
-                limits.memory_bytes.to_string(),
-                true,
-            ),
-        ],
-        (Controller::Memory, true) => vec![
-            set("memory.max", limits.memory_bytes.to_string(), false),
             set("memory.swap.max", "0".into(), true),
         ],
         (Controller::Pids, _) => vec![set("pids.max", pids, false)],
@@ -153,6 +153,8 @@ pub struct RunCgroup {
     dirs: Vec<PathBuf>,
     /// Which controllers are in effect, for the log.
     pub used: Vec<String>,
+    /// The same, for deciding what still needs bounding otherwise.
+    pub controllers: Vec<Controller>,
     /// Where the kernel counts OOM kills for this group.
     oom_events: Option<PathBuf>,
 }
@@ -169,9 +171,13 @@ impl RunCgroup {
         let mut group = RunCgroup {
             dirs: Vec::new(),
             used: Vec::new(),
+            controllers: Vec::new(),
             oom_events: None,
         };
-        let mut wanted = vec![Controller::Memory, Controller::Pids];
+        let mut wanted = vec![Controller::Pids];
+        if limits.memory_bytes.is_some() {
+            wanted.push(Controller::Memory);
+        }
         if cpu_quota_us(limits.cpus).is_some() {
             wanted.push(Controller::Cpu);
         }
@@ -186,6 +192,7 @@ impl RunCgroup {
                                 group.oom_events = Some(dir.join("memory.oom_control"));
                             }
                             group.dirs.push(dir);
+                            group.controllers.push(controller);
                             group.used.push(format!("{} (v1)", controller.name()));
                         }
                         Err(why) => tracing::debug!(
@@ -247,9 +254,20 @@ impl RunCgroup {
                 }
                 self.used
                     .extend(usable.iter().map(|c| format!("{} (v2)", c.name())));
+                self.controllers.extend(usable.iter().copied());
                 self.dirs.push(dir);
             }
             Err(why) => tracing::debug!("native sandbox: no cgroup v2 group: {why}"),
+        }
+    }
+
+    /// Which controllers runs get here: makes a group with the default
+    /// limits and removes it at once.
+    pub fn probe() -> Vec<Controller> {
+        match RunCgroup::create(&format!("probe-{}", new_id()), &Limits::default()) {
+            // Empty: dropping it removes it.
+            Some(group) => group.controllers.clone(),
+            None => Vec::new(),
         }
     }
 
@@ -394,7 +412,7 @@ mod tests {
     #[test]
     fn limits_become_the_right_files() {
         let limits = Limits {
-            memory_bytes: 256 << 20,
+            memory_bytes: Some(256 << 20),
             pids: 64,
             cpus: 0.5,
             ..Limits::default()

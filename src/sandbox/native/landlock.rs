@@ -49,7 +49,7 @@ pub fn plan(mounts: &[MountStep]) -> LandlockPlan {
             {
                 plan.execute.push(target.clone())
             }
-            MountStep::BindWritable { target, .. } => plan.write.push(target.clone()),
+            MountStep::Workspace { target, .. } => plan.write.push(target.clone()),
             MountStep::Tmpfs { target, .. } if target != Path::new("/dev") => {
                 plan.write.push(target.clone())
             }
@@ -131,10 +131,11 @@ mod tests {
         let mounts = mount_plan(
             &Host,
             &PlanInputs {
-                workspace: Path::new("/w"),
+                inputs: Path::new("/w"),
                 bridge_dir: Path::new("/b"),
                 python_dirs: &["/opt/py".into()],
                 tmp_bytes: 1 << 20,
+                disk_bytes: 1 << 20,
             },
         );
         let plan = plan(&mounts);

@@ -8,20 +8,25 @@
 //! [`protocol`] for what the two say to each other.
 //!
 //! Layers, in the order they are applied:
-//! 1. cgroup (memory, pids, cpu; where the host allows: as root, v1 or v2),
+//! 1. cgroup (memory, pids, cpu; where the host allows: as root, v1 or v2;
+//!    see [`NativeSandbox::check`] for what happens elsewhere),
 //! 2. an unprivileged host uid: the invoking user's, or, when codemode runs
 //!    as root, one of the run's own, picked at random from a range no
 //!    account uses (see [`super::host_user`]), so that no other host process
 //!    (a daemon running as `nobody`, another run) can read or trace the script,
 //! 3. user, mount, pid, net, ipc, uts and cgroup namespaces (that host uid
 //!    is 65534, `nobody`, inside),
-//! 4. a new root of read-only binds, a writable `/workspace`, a sized `/tmp`,
-//!    a minimal `/dev`, a fresh `/proc`; hostname `sandbox`,
+//! 4. a new root of read-only binds, a sized tmpfs `/workspace` holding
+//!    copies of the run's inputs, a sized `/tmp`, a read-only minimal `/dev`,
+//!    a fresh `/proc` with the host's details masked; hostname `sandbox`,
 //! 5. rlimits, 6. no capabilities, 7. Landlock (+ no_new_privs), 8. seccomp,
-//! 9. `execve` of `python -u -B <script>` with only the run's environment.
+//! 9. `execve` of `python -E -s -u -B <script>` with only the run's
+//!    environment.
 //!
-//! Every layer but the cgroup one is required: if one cannot be set up the
-//! run fails with the layer and the reason, and nothing of the script runs.
+//! Every layer is required: if one cannot be set up the run fails with the
+//! layer and the reason, and nothing of the script runs. The cgroup layer is
+//! required for the limits the user set; defaults it cannot give are bounded
+//! by the other layers instead, and said once.
 
 mod cgroup;
 mod init;
@@ -41,9 +46,11 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    host_user, Finished, HostUser, OutputSink, RunSpec, RunUser, SandboxError, BRIDGE_SOCKET_NAME,
-    SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
+    host_user, Finished, HostUser, Limits, OutputSink, RunSpec, RunUser, SandboxError,
+    BRIDGE_SOCKET_NAME, PYTHON_FLAGS, SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID,
+    SANDBOX_WORKSPACE,
 };
+use cgroup::Controller;
 use protocol::{InitSpec, Report};
 
 pub use init::init_main;
@@ -57,6 +64,8 @@ pub struct NativeSandbox {
     /// The binary to run as the setup process: codemode itself, except in
     /// unit tests, whose own binary is the test harness.
     exe: PathBuf,
+    /// The cgroup controllers runs get on this host, probed once.
+    controllers: Vec<Controller>,
 }
 
 fn unavailable(reason: impl Into<String>) -> SandboxError {
@@ -85,7 +94,85 @@ impl NativeSandbox {
         Ok(NativeSandbox {
             python,
             exe: PathBuf::from("/proc/self/exe"),
+            controllers: cgroup::RunCgroup::probe(),
         })
+    }
+
+    /// Which limits this host lets the native sandbox enforce for a whole
+    /// run, as (limit, how) pairs, for `doctor`.
+    pub fn enforcement(&self) -> Vec<(&'static str, String)> {
+        let via = |controller: Controller, otherwise: &str| {
+            if self.controllers.contains(&controller) {
+                format!("whole run (cgroup {})", controller.name())
+            } else {
+                otherwise.to_string()
+            }
+        };
+        vec![
+            (
+                "memory",
+                via(
+                    Controller::Memory,
+                    "per process only (RLIMIT_AS; no memory cgroup): a limit you set is refused",
+                ),
+            ),
+            (
+                "cpus",
+                via(
+                    Controller::Cpu,
+                    "not enforced (no cpu cgroup; the timeout and RLIMIT_CPU bound each run): a limit you set is refused",
+                ),
+            ),
+            (
+                "pids",
+                via(
+                    Controller::Pids,
+                    "whole run (RLIMIT_NPROC in the run's own user namespace)",
+                ),
+            ),
+            ("disk", "whole run (sized tmpfs workspace and /tmp)".into()),
+            ("timeout", "whole run (the run is killed)".into()),
+        ]
+    }
+
+    /// Refuses `limits` if it holds a limit the user set that no layer here
+    /// can enforce for the whole run; otherwise returns what is said once
+    /// about defaults that are bounded some other way.
+    pub fn check(&self, limits: &Limits) -> Result<Vec<String>, SandboxError> {
+        let mut notes = Vec::new();
+        if let Some(bytes) = limits.memory_bytes {
+            if !self.controllers.contains(&Controller::Memory) {
+                let size = crate::text::human_bytes(bytes);
+                if limits.chosen.memory {
+                    return Err(unavailable(format!(
+                        "the memory limit of {size} (--memory, sandbox.memory) cannot be enforced \
+                         for the whole run: this host gives codemode no memory cgroup. Run codemode as \
+                         root, or pass --memory none to run without a memory limit"
+                    )));
+                }
+                notes.push(format!(
+                    "no memory cgroup here (not root): each process of a run may map up to \
+                         {size} plus {} (RLIMIT_AS), not the run as a whole",
+                    crate::text::human_bytes(rlimits::AS_HEADROOM)
+                ));
+            }
+        }
+        if limits.cpus > 0.0 && !self.controllers.contains(&Controller::Cpu) {
+            if limits.chosen.cpus {
+                return Err(unavailable(format!(
+                    "the CPU share of {} (--cpus, sandbox.cpus) cannot be enforced: this host \
+                         gives codemode no cpu cgroup. Run codemode as root, \
+                         or pass --cpus 0 to run without a CPU limit",
+                    limits.cpus
+                )));
+            }
+            notes.push(format!(
+                "no cpu cgroup here (not root): the CPU share of {} is not enforced; the \
+                         timeout and RLIMIT_CPU bound each run",
+                limits.cpus
+            ));
+        }
+        Ok(notes)
     }
 
     #[cfg(test)]
@@ -108,13 +195,7 @@ impl NativeSandbox {
         if nix::unistd::geteuid().is_root() {
             return RunUser::leased().map_err(unavailable);
         }
-        Ok(RunUser {
-            user: HostUser {
-                uid: nix::unistd::geteuid().as_raw(),
-                gid: nix::unistd::getegid().as_raw(),
-            },
-            _lease: None,
-        })
+        Ok(RunUser::invoking())
     }
 
     /// Runs `spec`, streaming its output into `sink`, until it exits, times
@@ -126,8 +207,31 @@ impl NativeSandbox {
         sink: &OutputSink,
         cancel: CancellationToken,
     ) -> Result<Finished, SandboxError> {
-        let mut init_spec = self.init_spec(spec)?;
+        // Refused before anything is made (exit 125, as for a missing
+        // layer): a limit the user set must hold.
+        self.check(&spec.limits)?;
         let cgroup = cgroup::RunCgroup::create(&cgroup::new_id(), &spec.limits);
+        let in_effect = cgroup
+            .as_ref()
+            .map(|c| c.controllers.clone())
+            .unwrap_or_default();
+        // The probe said yes, this run's group said no: still fail closed.
+        let limits = &spec.limits;
+        for (controller, wanted) in [
+            (
+                Controller::Memory,
+                limits.chosen.memory && limits.memory_bytes.is_some(),
+            ),
+            (Controller::Cpu, limits.chosen.cpus && limits.cpus > 0.0),
+        ] {
+            if wanted && !in_effect.contains(&controller) {
+                return Err(unavailable(format!(
+                    "could not make the run's {} cgroup",
+                    controller.name()
+                )));
+            }
+        }
+        let mut init_spec = self.init_spec(spec, in_effect.contains(&Controller::Memory))?;
         init_spec.cgroup_procs = cgroup
             .as_ref()
             .map(cgroup::RunCgroup::procs_files)
@@ -144,7 +248,7 @@ impl NativeSandbox {
         finish(outcome?, oom_killed)
     }
 
-    fn init_spec(&self, spec: &RunSpec) -> Result<InitSpec, SandboxError> {
+    fn init_spec(&self, spec: &RunSpec, memory_in_cgroup: bool) -> Result<InitSpec, SandboxError> {
         check_script_name(&spec.script)?;
         // Canonical: the setup process resolves them again from below a
         // different root, where an absolute symlink would lead astray.
@@ -152,23 +256,21 @@ impl NativeSandbox {
             std::fs::canonicalize(path)
                 .map_err(|e| failed(format!("{what} {}: {e}", path.display())))
         };
-        let workspace = canonical("workspace", &spec.workspace)?;
+        let inputs = canonical("inputs", &spec.inputs)?;
         let bridge_dir = canonical("bridge directory", &spec.bridge_dir)?;
         let mounts = mounts::plan(
             &mounts::Host,
             &mounts::PlanInputs {
-                workspace: &workspace,
+                inputs: &inputs,
                 bridge_dir: &bridge_dir,
                 python_dirs: &self.python.extra_dirs,
                 tmp_bytes: spec.limits.tmp_bytes,
+                disk_bytes: spec.limits.disk_bytes,
             },
         );
-        let mut argv = vec![
-            self.python.path.to_string_lossy().into_owned(),
-            "-u".into(),
-            "-B".into(),
-            format!("{SANDBOX_WORKSPACE}/{}", spec.script),
-        ];
+        let mut argv = vec![self.python.path.to_string_lossy().into_owned()];
+        argv.extend(PYTHON_FLAGS.iter().map(|f| f.to_string()));
+        argv.push(format!("{SANDBOX_WORKSPACE}/{}", spec.script));
         argv.extend(spec.args.iter().cloned());
         if argv.iter().any(|a| a.contains('\0')) {
             return Err(failed("an argument contains a NUL byte"));
@@ -192,7 +294,7 @@ impl NativeSandbox {
             hostname: mounts::HOSTNAME.into(),
             landlock: landlock::plan(&mounts),
             mounts,
-            rlimits: rlimits::plan(&spec.limits),
+            rlimits: rlimits::plan(&spec.limits, memory_in_cgroup),
             cwd: SANDBOX_WORKSPACE.into(),
             argv,
             env: script_env(&spec.env)?,
@@ -224,9 +326,6 @@ fn script_env(user: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, 
         ("PATH", "/usr/local/bin:/usr/bin:/bin"),
         ("HOME", "/tmp"),
         ("LANG", "C.UTF-8"),
-        ("PYTHONUNBUFFERED", "1"),
-        ("PYTHONDONTWRITEBYTECODE", "1"),
-        ("PYTHONPATH", SANDBOX_WORKSPACE),
     ] {
         env.insert(name.into(), value.into());
     }

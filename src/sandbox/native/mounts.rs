@@ -1,7 +1,9 @@
 //! The sandbox's filesystem: a fresh tmpfs root holding only read-only binds
-//! of what Python needs, the workspace (writable), the bridge's directory, a
-//! sized `/tmp`, a minimal `/dev` and a `/proc` of the sandbox's own pid
-//! namespace.
+//! of what Python needs, the workspace (a sized tmpfs the run's inputs are
+//! copied into: nothing the script writes reaches the host's disk), the
+//! bridge's directory, a sized `/tmp`, a read-only minimal `/dev` and a
+//! `/proc` of the sandbox's own pid namespace with the host's boot and
+//! kernel details masked.
 //!
 //! The parent plans ([`plan`]: pure, from the host's layout), the sandbox's
 //! init carries the plan out ([`build_root`]) inside its new mount namespace,
@@ -17,7 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::init::SetupError;
 use super::python::SYSTEM_DIRS;
-use crate::sandbox::{SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE};
+use crate::sandbox::{
+    PROC_MASKED_FILES, SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
+    WORKSPACE_INODES,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountStep {
@@ -26,10 +31,13 @@ pub enum MountStep {
         source: PathBuf,
         target: PathBuf,
     },
-    /// The workspace: writable, but nosuid, nodev, noexec.
-    BindWritable {
-        source: PathBuf,
+    /// The workspace: a tmpfs (nosuid, nodev, noexec) holding copies of
+    /// the regular files in the host directory `inputs`.
+    Workspace {
+        inputs: PathBuf,
         target: PathBuf,
+        size: u64,
+        inodes: u64,
     },
     /// A device node of the host's `/dev`: read-write, nosuid, noexec.
     BindDevice {
@@ -55,10 +63,20 @@ pub enum MountStep {
         size: u64,
         mode: u32,
     },
+    /// Makes a mount made earlier read-only (not its submounts).
+    ReadOnly {
+        target: PathBuf,
+    },
     Proc {
         target: PathBuf,
     },
+    /// Hides a file of the new root (under `/proc`) behind `/dev/null`;
+    /// skipped where the kernel has no such file.
+    Mask {
+        target: PathBuf,
+    },
 }
+
 
 /// What a host path is, as far as planning cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,11 +110,13 @@ impl HostProbe for Host {
 pub struct PlanInputs<'a> {
     /// Canonical host paths (no symlinks: they are resolved again under
     /// `/oldroot`, where an absolute symlink would point into the new root).
-    pub workspace: &'a Path,
+    /// `inputs`: the files the workspace starts with.
+    pub inputs: &'a Path,
     pub bridge_dir: &'a Path,
     /// Interpreter directories outside the system ones.
     pub python_dirs: &'a [PathBuf],
     pub tmp_bytes: u64,
+    pub disk_bytes: u64,
 }
 
 /// Files of `/etc` that Python and glibc read for ordinary work (the dynamic
@@ -196,9 +216,11 @@ pub fn plan(host: &dyn HostProbe, inputs: &PlanInputs) -> Vec<MountStep> {
         format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
     ));
 
-    steps.push(MountStep::BindWritable {
-        source: inputs.workspace.to_path_buf(),
+    steps.push(MountStep::Workspace {
+        inputs: inputs.inputs.to_path_buf(),
         target: SANDBOX_WORKSPACE.into(),
+        size: inputs.disk_bytes.max(MIB),
+        inodes: WORKSPACE_INODES,
     });
     // Read-only is enough: connecting to a socket needs write permission on
     // the socket's inode, which a read-only mount does not take away.
@@ -243,9 +265,18 @@ pub fn plan(host: &dyn HostProbe, inputs: &PlanInputs) -> Vec<MountStep> {
         size: inputs.tmp_bytes.clamp(MIB, 64 * MIB),
         mode: 0o1777,
     });
+    // Nothing may be created in /dev: the devices above are all there is.
+    steps.push(MountStep::ReadOnly {
+        target: "/dev".into(),
+    });
     steps.push(MountStep::Proc {
         target: "/proc".into(),
     });
+    for file in PROC_MASKED_FILES {
+        steps.push(MountStep::Mask {
+            target: file.into(),
+        });
+    }
     steps
 }
 
@@ -337,11 +368,15 @@ fn apply(step: &MountStep) -> Result<Option<String>, SetupError> {
             target,
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         )?,
-        MountStep::BindWritable { source, target } => bind(
-            source,
+        MountStep::Workspace {
+            inputs,
             target,
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        )?,
+            size,
+            inodes,
+        } => {
+            let dir = tmpfs(target, *size, *inodes, 0o700)?;
+            copy_inputs(&under(OLD_ROOT, inputs), &dir)?;
+        }
         MountStep::BindDevice { source, target } => {
             bind(source, target, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)?
         }
@@ -360,20 +395,24 @@ fn apply(step: &MountStep) -> Result<Option<String>, SetupError> {
                 .map_err(fail(format!("symlink {}", target.display())))?;
         }
         MountStep::Tmpfs { target, size, mode } => {
-            let dir = under(NEW_ROOT, target);
-            std::fs::create_dir_all(&dir).map_err(fail(format!("mkdir {}", target.display())))?;
-            let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-            if target != Path::new("/dev") {
-                flags |= MsFlags::MS_NOEXEC;
+            tmpfs(target, *size, WORKSPACE_INODES, *mode)?;
+        }
+        MountStep::ReadOnly { target } => {
+            remount(&under(NEW_ROOT, target), MsFlags::MS_RDONLY)
+                .map_err(fail(format!("making {} read-only", target.display())))?;
+        }
+        MountStep::Mask { target } => {
+            let file = under(NEW_ROOT, target);
+            if file.exists() {
+                mount(
+                    Some(&under(NEW_ROOT, Path::new("/dev/null"))),
+                    &file,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(fail(format!("masking {}", target.display())))?;
             }
-            mount(
-                Some("tmpfs"),
-                &dir,
-                Some("tmpfs"),
-                flags,
-                Some(format!("size={size},mode={mode:o}").as_str()),
-            )
-            .map_err(fail(format!("tmpfs on {}", target.display())))?;
         }
         MountStep::Proc { target } => {
             let dir = under(NEW_ROOT, target);
@@ -393,6 +432,47 @@ fn apply(step: &MountStep) -> Result<Option<String>, SetupError> {
         }
     }
     Ok(None)
+}
+
+/// A tmpfs at `target` of the new root: nosuid, nodev, and noexec but for
+/// `/dev`, which must let device nodes be opened.
+fn tmpfs(target: &Path, size: u64, inodes: u64, mode: u32) -> Result<PathBuf, SetupError> {
+    let dir = under(NEW_ROOT, target);
+    std::fs::create_dir_all(&dir).map_err(fail(format!("mkdir {}", target.display())))?;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if target != Path::new("/dev") {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    mount(
+        Some("tmpfs"),
+        &dir,
+        Some("tmpfs"),
+        flags,
+        Some(format!("size={size},nr_inodes={inodes},mode={mode:o}").as_str()),
+    )
+    .map_err(fail(format!("tmpfs on {}", target.display())))?;
+    Ok(dir)
+}
+
+/// Copies the regular files directly in `from` (the run's inputs, which
+/// only codemode writes) into the workspace at `to`.
+fn copy_inputs(from: &Path, to: &Path) -> Result<(), SetupError> {
+    let entries = std::fs::read_dir(from).map_err(fail(format!("reading {}", from.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(fail(format!("reading {}", from.display())))?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !is_file {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        std::fs::copy(entry.path(), &target).map_err(fail(format!(
+            "copying {} into the workspace",
+            entry.path().display()
+        )))?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+            .map_err(fail(format!("chmod {}", target.display())))?;
+    }
+    Ok(())
 }
 
 fn make_parent(path: &Path) -> Result<(), SetupError> {
@@ -562,10 +642,11 @@ mod tests {
 
     fn inputs<'a>(python_dirs: &'a [PathBuf]) -> PlanInputs<'a> {
         PlanInputs {
-            workspace: Path::new("/tmp/run/workspace"),
+            inputs: Path::new("/tmp/run/inputs"),
             bridge_dir: Path::new("/tmp/run/bridge"),
             python_dirs,
             tmp_bytes: 64 * MIB,
+            disk_bytes: 256 * MIB,
         }
     }
 
@@ -574,13 +655,15 @@ mod tests {
             .iter()
             .map(|s| match s {
                 MountStep::BindReadOnly { target, .. }
-                | MountStep::BindWritable { target, .. }
+                | MountStep::Workspace { target, .. }
                 | MountStep::BindDevice { target, .. }
                 | MountStep::CopyFile { target, .. }
                 | MountStep::WriteFile { target, .. }
                 | MountStep::Symlink { target, .. }
                 | MountStep::Tmpfs { target, .. }
-                | MountStep::Proc { target } => target.as_path(),
+                | MountStep::ReadOnly { target }
+                | MountStep::Proc { target }
+                | MountStep::Mask { target } => target.as_path(),
             })
             .collect()
     }
@@ -621,9 +704,11 @@ mod tests {
     #[test]
     fn workspace_bridge_tmp_dev_and_proc_are_in_place() {
         let steps = plan(&merged_usr_host(), &inputs(&[]));
-        assert!(steps.contains(&MountStep::BindWritable {
-            source: "/tmp/run/workspace".into(),
-            target: "/workspace".into()
+        assert!(steps.contains(&MountStep::Workspace {
+            inputs: "/tmp/run/inputs".into(),
+            target: "/workspace".into(),
+            size: 256 * MIB,
+            inodes: WORKSPACE_INODES,
         }));
         assert!(steps.contains(&MountStep::BindReadOnly {
             source: "/tmp/run/bridge".into(),
@@ -648,12 +733,44 @@ mod tests {
             .position(|t| *t == Path::new("/dev/null"))
             .unwrap();
         assert!(dev < null);
-        assert_eq!(
-            steps.last(),
-            Some(&MountStep::Proc {
-                target: "/proc".into()
+        let proc = all.iter().position(|t| *t == Path::new("/proc")).unwrap();
+        let cmdline = all
+            .iter()
+            .position(|t| *t == Path::new("/proc/cmdline"))
+            .unwrap();
+        assert!(proc < cmdline);
+    }
+
+    #[test]
+    fn dev_is_made_read_only_once_its_devices_are_in() {
+        let steps = plan(&merged_usr_host(), &inputs(&[]));
+        let all = targets(&steps);
+        let read_only = steps
+            .iter()
+            .position(|s| {
+                *s == MountStep::ReadOnly {
+                    target: "/dev".into(),
+                }
             })
-        );
+            .unwrap();
+        let last_device = all
+            .iter()
+            .rposition(|t| t.starts_with("/dev") && *t != Path::new("/dev"))
+            .unwrap();
+        assert!(last_device < read_only);
+    }
+
+    #[test]
+    fn the_host_boot_and_kernel_details_in_proc_are_masked() {
+        let steps = plan(&merged_usr_host(), &inputs(&[]));
+        for file in ["/proc/cmdline", "/proc/config.gz", "/proc/kcore"] {
+            assert!(
+                steps.contains(&MountStep::Mask {
+                    target: file.into()
+                }),
+                "{file}"
+            );
+        }
     }
 
     #[test]

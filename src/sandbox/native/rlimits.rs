@@ -12,6 +12,8 @@ use super::init::SetupError;
 pub enum Resource {
     /// Private writable memory (heap, anonymous maps, thread stacks).
     Data,
+    /// Address space: everything mapped, shared mappings included.
+    As,
     Stack,
     /// Processes and threads of the sandbox's uid (counted per user namespace).
     Nproc,
@@ -38,6 +40,10 @@ const MIB: u64 = 1024 * 1024;
 /// dozen threads would fail to start them long before it used its memory.
 pub const DATA_HEADROOM: u64 = 128 * MIB;
 
+/// Room above the memory limit for what `RLIMIT_AS` counts but does not
+/// fill (the interpreter's own mappings, malloc arenas, thread stacks).
+pub const AS_HEADROOM: u64 = 512 * MIB;
+
 /// The limits for one run.
 ///
 /// Memory is bounded with `RLIMIT_DATA`, not `RLIMIT_AS`: address space is
@@ -45,23 +51,28 @@ pub const DATA_HEADROOM: u64 = 128 * MIB;
 /// thread stack), so an `RLIMIT_AS` near the memory limit breaks ordinary
 /// threaded scripts, while `RLIMIT_DATA` counts only private writable memory
 /// and still turns `b'x' * (4 << 30)` into a `MemoryError`.
-pub fn plan(limits: &Limits) -> Vec<Rlimit> {
+///
+/// Shared mappings escape `RLIMIT_DATA`, though. Where a memory cgroup
+/// bounds the run (`memory_in_cgroup`) they are counted there; elsewhere
+/// `RLIMIT_AS` bounds each process, headroom included, so that
+/// `mmap(-1, 2 << 30)` fails under a 512 MiB limit too.
+pub fn plan(limits: &Limits, memory_in_cgroup: bool) -> Vec<Rlimit> {
     let cpu_seconds = limits.timeout.as_secs().saturating_add(1);
     let fixed = |resource, value| Rlimit {
         resource,
         soft: value,
         hard: value,
     };
-    vec![
-        fixed(
-            Resource::Data,
-            limits.memory_bytes.saturating_add(DATA_HEADROOM),
-        ),
+    let memory = limits.memory_bytes.unwrap_or(u64::MAX);
+    let mut plan = vec![
+        fixed(Resource::Data, memory.saturating_add(DATA_HEADROOM)),
         fixed(Resource::Stack, 8 * MIB),
         fixed(Resource::Nproc, u64::from(limits.pids.max(1))),
-        // A script may write a file as large as its /tmp, no larger: the
-        // workspace is on the host's disk and has no size of its own.
-        fixed(Resource::Fsize, limits.tmp_bytes.max(MIB)),
+        // No file larger than the largest tmpfs it could be written to.
+        fixed(
+            Resource::Fsize,
+            limits.tmp_bytes.max(limits.disk_bytes).max(MIB),
+        ),
         fixed(Resource::Nofile, 256),
         fixed(Resource::Core, 0),
         fixed(Resource::Memlock, 64 * 1024),
@@ -72,13 +83,18 @@ pub fn plan(limits: &Limits) -> Vec<Rlimit> {
             soft: cpu_seconds,
             hard: cpu_seconds.saturating_add(1),
         },
-    ]
+    ];
+    if !memory_in_cgroup && limits.memory_bytes.is_some() {
+        plan.push(fixed(Resource::As, memory.saturating_add(AS_HEADROOM)));
+    }
+    plan
 }
 
 fn nix_resource(resource: Resource) -> nix::sys::resource::Resource {
     use nix::sys::resource::Resource as R;
     match resource {
         Resource::Data => R::RLIMIT_DATA,
+        Resource::As => R::RLIMIT_AS,
         Resource::Stack => R::RLIMIT_STACK,
         Resource::Nproc => R::RLIMIT_NPROC,
         Resource::Fsize => R::RLIMIT_FSIZE,
@@ -121,10 +137,10 @@ mod tests {
 
     #[test]
     fn the_defaults_become_sensible_limits() {
-        let plan = plan(&Limits::default());
+        let plan = plan(&Limits::default(), true);
         assert_eq!(find(&plan, Resource::Data).hard, 512 * MIB + DATA_HEADROOM);
         assert_eq!(find(&plan, Resource::Nproc).hard, 128);
-        assert_eq!(find(&plan, Resource::Fsize).hard, 64 * MIB);
+        assert_eq!(find(&plan, Resource::Fsize).hard, 256 * MIB);
         assert_eq!(find(&plan, Resource::Nofile).hard, 256);
         assert_eq!(find(&plan, Resource::Core).hard, 0);
         let cpu = find(&plan, Resource::Cpu);
@@ -133,17 +149,38 @@ mod tests {
 
     #[test]
     fn huge_or_tiny_limits_neither_overflow_nor_reach_zero() {
-        let plan = plan(&Limits {
-            timeout: Duration::from_secs(u64::MAX),
-            memory_bytes: u64::MAX,
-            pids: 0,
-            tmp_bytes: 0,
-            ..Limits::default()
-        });
+        let plan = plan(
+            &Limits {
+                timeout: Duration::from_secs(u64::MAX),
+                memory_bytes: Some(u64::MAX),
+                pids: 0,
+                tmp_bytes: 0,
+                disk_bytes: 0,
+                ..Limits::default()
+            },
+            true,
+        );
         assert_eq!(find(&plan, Resource::Data).hard, u64::MAX);
         assert_eq!(find(&plan, Resource::Cpu).hard, u64::MAX);
         assert_eq!(find(&plan, Resource::Nproc).hard, 1);
         assert_eq!(find(&plan, Resource::Fsize).hard, MIB);
+    }
+
+    #[test]
+    fn address_space_is_bounded_only_where_no_memory_cgroup_is() {
+        let limits = Limits::default();
+        assert!(plan(&limits, true)
+            .iter()
+            .all(|l| l.resource != Resource::As));
+        let alone = plan(&limits, false);
+        assert_eq!(find(&alone, Resource::As).hard, 512 * MIB + AS_HEADROOM);
+        let unlimited = Limits {
+            memory_bytes: None,
+            ..Limits::default()
+        };
+        let none = plan(&unlimited, false);
+        assert!(none.iter().all(|l| l.resource != Resource::As));
+        assert_eq!(find(&none, Resource::Data).hard, u64::MAX);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::sandbox::output::Captured;
-use crate::sandbox::Limits;
+use crate::sandbox::{Limits, RunDir};
 
 /// The fork bomb and the daemon tests take this exclusively (they strain the
 /// host's process table); the others share it.
@@ -77,51 +77,29 @@ fn sandbox() -> NativeSandbox {
         .with_exe(codemode_exe())
 }
 
-/// A run's directories, laid out as `exec` lays them out: a private parent
-/// that the sandbox's host user may traverse, the workspace given to it.
+/// A run's directory, as `exec` makes it.
 struct Dirs {
-    _root: tempfile::TempDir,
-    workspace: PathBuf,
-    bridge: PathBuf,
-    /// Declared last: dropped only once the directories are gone.
+    dir: RunDir,
+    /// Declared last: dropped only once the directory is gone.
     user: RunUser,
 }
 
 fn dirs() -> Dirs {
     let user = sandbox().run_user().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let workspace = root.path().join("workspace");
-    let bridge = root.path().join("bridge");
-    std::fs::create_dir(&workspace).unwrap();
-    std::fs::create_dir(&bridge).unwrap();
-    std::fs::set_permissions(&bridge, std::fs::Permissions::from_mode(0o711)).unwrap();
-    if nix::unistd::geteuid().is_root() {
-        nix::unistd::chown(
-            &workspace,
-            Some(nix::unistd::Uid::from_raw(user.user().uid)),
-            Some(nix::unistd::Gid::from_raw(user.user().gid)),
-        )
-        .unwrap();
-    } else {
-        std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
     Dirs {
-        _root: root,
-        workspace,
-        bridge,
+        dir: RunDir::create(user.user()).unwrap(),
         user,
     }
 }
 
 fn spec(dirs: &Dirs, source: &str, limits: Limits) -> RunSpec {
-    std::fs::write(dirs.workspace.join("main.py"), source).unwrap();
+    dirs.dir.write("main.py", source).unwrap();
     RunSpec {
-        workspace: dirs.workspace.clone(),
+        inputs: dirs.dir.inputs().to_path_buf(),
         script: "main.py".into(),
         args: Vec::new(),
         env: BTreeMap::new(),
-        bridge_dir: dirs.bridge.clone(),
+        bridge_dir: dirs.dir.bridge().to_path_buf(),
         host_user: dirs.user.user(),
         limits,
     }
@@ -227,7 +205,7 @@ async fn the_script_sees_only_its_environment_arguments_and_workspace() {
     assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "['CODEMODE_BRIDGE_URL', 'FOO', 'HOME', 'LANG', 'PATH', 'PYTHONDONTWRITEBYTECODE', 'PYTHONPATH', 'PYTHONUNBUFFERED']\n\
+        "['CODEMODE_BRIDGE_URL', 'FOO', 'HOME', 'LANG', 'PATH']\n\
          bar unix:///run/codemode/bridge.sock\n\
          /workspace sandbox ['a', 'b c']\n"
     );
@@ -280,9 +258,11 @@ print('unix ok')";
 async fn the_bridge_socket_is_reachable() {
     let _shared = HOST_PROCESSES.read().await;
     let dirs = dirs();
-    let socket_path = dirs.bridge.join(BRIDGE_SOCKET_NAME);
+    let socket_path = dirs.dir.bridge().join(BRIDGE_SOCKET_NAME);
     let listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
-    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // As exec makes it: the run's user's alone.
+    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    dirs.dir.give(&socket_path).unwrap();
     let server = std::thread::spawn(move || {
         use std::io::Read;
         let (mut stream, _) = listener.accept().unwrap();
@@ -445,10 +425,37 @@ for path in ['/x', '/usr/x', '/etc/x', '/etc/passwd', '/run/codemode/x', '/proc/
         out.stdout,
         "wrote /workspace/out.txt\nwrote /tmp/x\nwrote /dev/shm/x\nwrote /dev/null\n"
     );
-    assert_eq!(
-        std::fs::read_to_string(dirs.workspace.join("out.txt")).unwrap(),
-        "1"
-    );
+    // The workspace is the sandbox's own tmpfs: nothing reached the host.
+    let left: Vec<_> = std::fs::read_dir(dirs.dir.inputs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("main.py")]);
+}
+
+#[tokio::test]
+async fn the_workspace_holds_the_inputs_and_is_sized_by_the_disk_limit() {
+    let _shared = HOST_PROCESSES.read().await;
+    let dirs = dirs();
+    dirs.dir.write("mcp_tools.py", "VALUE = 7\n").unwrap();
+    let source = "\
+import os, errno, mcp_tools
+print(sorted(os.listdir('/workspace')), mcp_tools.VALUE)
+st = os.statvfs('/workspace')
+print(st.f_blocks * st.f_frsize // (1 << 20))
+try:
+    with open('/workspace/fill', 'wb') as f:
+        while True:
+            f.write(b'x' * (1 << 20))
+except OSError as e:
+    print(errno.errorcode[e.errno])";
+    let limits = Limits {
+        disk_bytes: 8 << 20,
+        ..quick()
+    };
+    let (result, out) = run_with(&dirs, source, limits).await;
+    assert_eq!(result.unwrap().exit_code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "['main.py', 'mcp_tools.py'] 7\n8\nENOSPC\n");
 }
 
 #[tokio::test]
@@ -520,7 +527,7 @@ async fn a_huge_allocation_fails_or_is_killed() {
     let _shared = HOST_PROCESSES.read().await;
     let dirs = dirs();
     let limits = Limits {
-        memory_bytes: 256 << 20,
+        memory_bytes: Some(256 << 20),
         ..quick()
     };
     let source = "\
@@ -551,7 +558,7 @@ async fn memory_used_past_the_limit_is_an_oom_kill() {
     let _shared = HOST_PROCESSES.read().await;
     let dirs = dirs();
     let limits = Limits {
-        memory_bytes: 96 << 20,
+        memory_bytes: Some(96 << 20),
         ..quick()
     };
     // Small pieces, each under RLIMIT_DATA's headroom, all touched.
@@ -675,8 +682,6 @@ print('left a daemon behind')";
     assert_eq!(result.unwrap().exit_code, Some(0));
     assert_eq!(out.stdout, "left a daemon behind\n");
     assert_eq!(processes_marked(&mark), 0);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!dirs.workspace.join("marker").exists());
 }
 
 #[tokio::test]
@@ -685,15 +690,15 @@ async fn a_layer_that_cannot_be_built_fails_the_run_and_says_which() {
         return;
     }
     let _shared = HOST_PROCESSES.read().await;
-    // A workspace the sandbox's host user cannot reach: root's private dir.
+    // Inputs the sandbox's host user cannot reach: root's private dir.
     let private = tempfile::tempdir().unwrap();
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let workspace = private.path().join("workspace");
-    std::fs::create_dir(&workspace).unwrap();
+    let inputs = private.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
     let dirs = dirs();
     let mut spec = spec(&dirs, "print('should not run')", quick());
-    std::fs::write(workspace.join("main.py"), "print('should not run')").unwrap();
-    spec.workspace = workspace;
+    std::fs::write(inputs.join("main.py"), "print('should not run')").unwrap();
+    spec.inputs = inputs;
     let sink = OutputSink::new(1024, None);
     let err = sandbox()
         .run(&spec, &sink, CancellationToken::new())
@@ -702,7 +707,7 @@ async fn a_layer_that_cannot_be_built_fails_the_run_and_says_which() {
     match err {
         SandboxError::Unavailable { backend, reason } => {
             assert_eq!(backend, "native");
-            assert!(reason.starts_with("mounts: bind "), "{reason}");
+            assert!(reason.starts_with("mounts: reading "), "{reason}");
         }
         other => panic!("{other:?}"),
     }
