@@ -12,6 +12,7 @@ pub mod docker;
 mod host_user;
 pub mod native;
 mod output;
+mod seccomp_rules;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
