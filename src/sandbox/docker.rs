@@ -40,6 +40,8 @@ use super::{
     BRIDGE_SOCKET_NAME, PROC_MASKED_FILES, PYTHON_FLAGS, SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE, WORKSPACE_INODES,
 };
 
+mod seccomp;
+
 const BACKEND: &str = "docker";
 
 /// Label on every container this backend creates; its value is the run's id.
@@ -231,7 +233,7 @@ impl DockerSandbox {
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec![
                 "no-new-privileges".into(),
-                format!("seccomp={}", seccomp_profile()),
+                format!("seccomp={}", seccomp::profile()),
             ]),
             readonly_rootfs: Some(true),
             // Docker adds nosuid,nodev,noexec to tmpfs mounts by default.
@@ -733,100 +735,6 @@ async fn force_remove(docker: &Docker, name: &str) -> bool {
         }
     }
     false
-}
-
-/// Every system call a Python script (and the programs it may start) needs,
-/// for x86_64 and aarch64; the engine ignores the names an architecture lacks.
-/// Left out on purpose, beyond what needs capabilities we drop anyway:
-/// `ptrace` and the other ways into another process (`process_vm_*`, `kcmp`,
-/// `pidfd_getfd`), `io_uring_*` (a large attack surface that bypasses these
-/// rules), namespaces (`unshare`, `setns`, `clone` with namespace flags),
-/// keyrings, `bpf`, `perf_event_open`, `userfaultfd`, and the 32-bit entry
-/// points (no sub-architectures: `socketcall` could not be filtered).
-#[rustfmt::skip]
-const SECCOMP_ALLOWED: &[&str] = &[
-    "accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk", "capget", "capset",
-    "chdir", "chmod", "chown", "clock_getres", "clock_gettime", "clock_nanosleep", "close",
-    "close_range", "connect", "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create",
-    "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait", "eventfd",
-    "eventfd2", "execve", "execveat", "exit", "exit_group", "faccessat", "faccessat2", "fadvise64",
-    "fallocate", "fchdir", "fchmod", "fchmodat", "fchmodat2", "fchown", "fchownat", "fcntl",
-    "fdatasync", "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat",
-    "fstatfs", "fsync", "ftruncate", "futex", "futex_waitv", "futimesat", "get_robust_list",
-    "getcpu", "getcwd", "getdents", "getdents64", "getegid", "geteuid", "getgid", "getgroups",
-    "getitimer", "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority",
-    "getrandom", "getresgid", "getresuid", "getrlimit", "getrusage", "getsid", "getsockname",
-    "getsockopt", "gettid", "gettimeofday", "getuid", "getxattr", "inotify_add_watch",
-    "inotify_init", "inotify_init1", "inotify_rm_watch", "ioctl", "ioprio_get", "kill",
-    "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lgetxattr",
-    "link", "linkat", "listen", "listxattr", "llistxattr", "lremovexattr", "lseek", "lsetxattr",
-    "lstat", "madvise", "membarrier", "memfd_create", "mincore", "mkdir", "mkdirat", "mknod",
-    "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mprotect", "mremap", "msync", "munlock",
-    "munlockall", "munmap", "nanosleep", "newfstatat", "open", "openat", "openat2", "pause",
-    "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "poll", "ppoll", "prctl", "pread64",
-    "preadv", "preadv2", "prlimit64", "pselect6", "pwrite64", "pwritev", "pwritev2", "read",
-    "readahead", "readlink", "readlinkat", "readv", "recvfrom", "recvmmsg", "recvmsg",
-    "removexattr", "rename", "renameat", "renameat2", "restart_syscall", "rmdir", "rseq",
-    "rt_sigaction", "rt_sigpending", "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn",
-    "rt_sigsuspend", "rt_sigtimedwait", "rt_tgsigqueueinfo", "sched_get_priority_max",
-    "sched_get_priority_min", "sched_getaffinity", "sched_getattr", "sched_getparam",
-    "sched_getscheduler", "sched_rr_get_interval", "sched_setaffinity", "sched_yield", "seccomp",
-    "select", "semctl", "semget", "semop", "semtimedop", "sendfile", "sendmmsg", "sendmsg",
-    "sendto", "set_robust_list", "set_tid_address", "setfsgid", "setfsuid", "setgid", "setgroups",
-    "setitimer", "setpgid", "setpriority", "setregid", "setresgid", "setresuid", "setreuid",
-    "setrlimit", "setsid", "setsockopt", "setuid", "setxattr", "shmat", "shmctl", "shmdt", "shmget",
-    "shutdown", "sigaltstack", "signalfd", "signalfd4", "splice", "stat", "statfs", "statx",
-    "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time",
-    "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime",
-    "timerfd_create", "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask",
-    "uname", "unlink", "unlinkat", "utime", "utimensat", "utimes", "vfork", "vmsplice", "wait4",
-    "waitid", "write", "writev",
-];
-
-/// The namespace flags of `clone`: CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC,
-/// NEWUSER, NEWPID and NEWNET.
-const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
-const AF_UNIX: u64 = 1;
-const EPERM: u64 = 1;
-const ENOSYS: u64 = 38;
-
-/// The seccomp profile every container runs under, in Docker's format. It
-/// replaces the engine's default profile (a container gets exactly one), so
-/// it is an allowlist like that default, tightened to match the native
-/// sandbox: sockets only of family AF_UNIX (the bridge), no ptrace, no
-/// io_uring. The network namespace already cuts the network; this also stops
-/// a script from using even the container's own loopback.
-fn seccomp_profile() -> String {
-    use serde_json::json;
-    let arg_eq =
-        |index: u32, value: u64| json!({"index": index, "value": value, "op": "SCMP_CMP_EQ"});
-    let mut syscalls = vec![
-        json!({"names": SECCOMP_ALLOWED, "action": "SCMP_ACT_ALLOW"}),
-        json!({"names": ["socket", "socketpair"], "action": "SCMP_ACT_ALLOW", "args": [arg_eq(0, AF_UNIX)]}),
-        // Threads and processes, but no new namespaces.
-        json!({
-            "names": ["clone"],
-            "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
-        }),
-        // clone3 passes its flags in memory, out of seccomp's sight: ENOSYS
-        // makes glibc fall back to clone, whose flags the rule above checks.
-        json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS}),
-    ];
-    // personality(): only querying and the harmless flags Docker allows too.
-    for persona in [0u64, 8, 0x20000, 0x20008, 0xffff_ffff] {
-        syscalls.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [arg_eq(0, persona)]}));
-    }
-    json!({
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "defaultErrnoRet": EPERM,
-        "archMap": [
-            {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": []},
-            {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": []},
-        ],
-        "syscalls": syscalls,
-    })
-    .to_string()
 }
 
 /// Connects to the engine `DOCKER_HOST` names (or the local socket) and checks
@@ -1557,6 +1465,17 @@ print("AF_UNIX", "ok")
             "ptrace EPERM\nio_uring_setup EPERM\nunshare EPERM\nAF_INET EPERM\nAF_INET6 EPERM\n\
              AF_NETLINK EPERM\nAF_PACKET EPERM\nAF_UNIX ok\n"
         );
+    }
+
+    #[tokio::test]
+    async fn modify_ldt_memfd_secret_move_pages_and_personality_changes_are_refused() {
+        use crate::sandbox::seccomp_rules::probe;
+        let Some(h) = harness("seccomp-table").await else {
+            return;
+        };
+        let (finished, out) = h.run(&job(&probe::script())).await;
+        assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout, probe::expected());
     }
 
     /// The i386 entry point (`int 0x80`) has its own syscall numbers and

@@ -13,6 +13,7 @@ mod host_user;
 pub mod native;
 mod output;
 mod run_dir;
+mod seccomp_rules;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,10 +1,10 @@
-//! The seccomp layer: everything allowed except the kernel interfaces a
-//! Python script has no business with and that widen the kernel's attack
-//! surface (other socket families, ptrace, io_uring, BPF, mounts, new
-//! namespaces, keyrings, modules). A deny list, not an allow list: Python and
-//! whatever it runs use far too many syscalls to enumerate safely, and the
-//! namespaces, Landlock and the unprivileged uid already bound what the rest
-//! can reach.
+//! The seccomp layer: everything allowed except what the shared table
+//! ([`crate::sandbox::seccomp_rules`]) refuses: the kernel interfaces a Python
+//! script has no business with and that widen the kernel's attack surface
+//! (other socket families, ptrace, io_uring, BPF, mounts, new namespaces,
+//! keyrings, modules). A deny list, not an allow list: Python and whatever it
+//! runs use far too many syscalls to enumerate safely, and the namespaces,
+//! Landlock and the unprivileged uid already bound what the rest can reach.
 
 use std::collections::BTreeMap;
 
@@ -14,82 +14,7 @@ use seccompiler::{
 };
 
 use super::init::SetupError;
-
-/// Syscalls that fail with `EPERM` whatever their arguments.
-fn denied_outright() -> Vec<i64> {
-    let mut calls = vec![
-        // Reading or writing other processes.
-        libc::SYS_ptrace,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_pidfd_getfd,
-        libc::SYS_kcmp,
-        // io_uring bypasses seccomp for the operations it performs.
-        libc::SYS_io_uring_setup,
-        libc::SYS_io_uring_enter,
-        libc::SYS_io_uring_register,
-        // Large, frequently exploited kernel interfaces.
-        libc::SYS_bpf,
-        libc::SYS_perf_event_open,
-        libc::SYS_userfaultfd,
-        libc::SYS_keyctl,
-        libc::SYS_add_key,
-        libc::SYS_request_key,
-        libc::SYS_fanotify_init,
-        // The host itself.
-        libc::SYS_kexec_load,
-        libc::SYS_kexec_file_load,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_reboot,
-        libc::SYS_swapon,
-        libc::SYS_swapoff,
-        libc::SYS_acct,
-        libc::SYS_syslog,
-        libc::SYS_vhangup,
-        libc::SYS_quotactl,
-        libc::SYS_quotactl_fd,
-        libc::SYS_lookup_dcookie,
-        // The sandbox's own shape: mounts and namespaces stay as set up.
-        libc::SYS_mount,
-        libc::SYS_umount2,
-        libc::SYS_pivot_root,
-        libc::SYS_chroot,
-        libc::SYS_unshare,
-        libc::SYS_setns,
-        libc::SYS_fsopen,
-        libc::SYS_fsconfig,
-        libc::SYS_fsmount,
-        libc::SYS_fspick,
-        libc::SYS_move_mount,
-        libc::SYS_open_tree,
-        libc::SYS_mount_setattr,
-        // File handles bypass path-based checks (the "shocker" escape).
-        libc::SYS_open_by_handle_at,
-        libc::SYS_name_to_handle_at,
-    ];
-    #[cfg(target_arch = "x86_64")]
-    calls.extend([
-        libc::SYS_iopl,
-        libc::SYS_ioperm,
-        libc::SYS_uselib,
-        libc::SYS_nfsservctl,
-    ]);
-    calls
-}
-
-/// Namespace flags `clone` may not carry: a nested user namespace would hand
-/// the script capabilities (inside it) and the kernel code they unlock.
-const CLONE_NAMESPACE_FLAGS: [i32; 7] = [
-    libc::CLONE_NEWNS,
-    libc::CLONE_NEWCGROUP,
-    libc::CLONE_NEWUTS,
-    libc::CLONE_NEWIPC,
-    libc::CLONE_NEWUSER,
-    libc::CLONE_NEWPID,
-    libc::CLONE_NEWNET,
-];
+use crate::sandbox::seccomp_rules::{self, Refused};
 
 fn target_arch() -> Result<TargetArch, SetupError> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|_| {
@@ -100,8 +25,11 @@ fn target_arch() -> Result<TargetArch, SetupError> {
     })
 }
 
-fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SetupError> {
-    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+/// Compares the argument's low 32 bits only: the kernel reads no more of
+/// the arguments the table compares, so high bits set by the caller must not
+/// slip a value past a comparison.
+fn condition(arg: u8, op: SeccompCmpOp, value: u32) -> Result<SeccompCondition, SetupError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, u64::from(value))
         .map_err(|e| SetupError::new("seccomp", e.to_string()))
 }
 
@@ -109,56 +37,78 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SetupError> {
     SeccompRule::new(conditions).map_err(|e| SetupError::new("seccomp", e.to_string()))
 }
 
-/// The filters, in the order to install them.
+/// seccompiler's rules for one call, any of which refuses it (none: always).
+fn refusing(refused: Refused) -> Result<Vec<SeccompRule>, SetupError> {
+    Ok(match refused {
+        Refused::Always => Vec::new(),
+        Refused::Unless { allowed: &[], .. } => Vec::new(),
+        Refused::Unless { arg, allowed } => vec![rule(
+            allowed
+                .iter()
+                .map(|&value| condition(arg, SeccompCmpOp::Ne, value))
+                .collect::<Result<_, _>>()?,
+        )?],
+        Refused::AnyBit { arg, mask } => (0..32)
+            .map(|bit| 1u32 << bit)
+            .filter(|flag| mask & flag != 0)
+            .map(|flag| {
+                rule(vec![condition(
+                    arg,
+                    SeccompCmpOp::MaskedEq(flag.into()),
+                    flag,
+                )?])
+            })
+            .collect::<Result<_, _>>()?,
+        Refused::OneOf { arg, values } => values
+            .iter()
+            .map(|&value| rule(vec![condition(arg, SeccompCmpOp::Eq, value)?]))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// The table's rules by errno, each set keyed by syscall number; the calls
+/// this architecture lacks are left out.
+fn rules_by_errno() -> Result<BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>>, SetupError> {
+    let mut by_errno: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
+    for entry in seccomp_rules::rules() {
+        if let Some(nr) = entry.syscall.nr {
+            by_errno
+                .entry(entry.errno)
+                .or_default()
+                .insert(nr, refusing(entry.refused)?);
+        }
+    }
+    Ok(by_errno)
+}
+
+/// The filters, in the order to install them: one per errno (a filter has
+/// one action for all its matches), the `EPERM` one first.
 pub fn programs() -> Result<Vec<BpfProgram>, SetupError> {
     let arch = target_arch()?;
-    let compile = |filter: SeccompFilter| -> Result<BpfProgram, SetupError> {
-        filter
+    let mut by_errno = rules_by_errno()?;
+    let mut ordered = Vec::new();
+    ordered.extend(by_errno.remove_entry(&libc::EPERM));
+    ordered.extend(by_errno);
+    let mut programs = Vec::new();
+    for (errno, rules) in ordered {
+        let filter = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(errno as u32),
+            arch,
+        )
+        .map_err(|e| SetupError::new("seccomp", e.to_string()))?;
+        let program: BpfProgram = filter
             .try_into()
-            .map_err(|e: seccompiler::BackendError| SetupError::new("seccomp", e.to_string()))
-    };
-
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for call in denied_outright() {
-        rules.insert(call, Vec::new());
+            .map_err(|e: seccompiler::BackendError| SetupError::new("seccomp", e.to_string()))?;
+        programs.push(program);
     }
-    // Only Unix sockets: the bridge is one, and no other family is needed.
-    // (The network namespace has no interfaces besides a down loopback, but
-    // netlink, packet, vsock and friends are kernel attack surface.)
-    let not_unix = || condition(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64);
-    rules.insert(libc::SYS_socket, vec![rule(vec![not_unix()?])?]);
-    rules.insert(libc::SYS_socketpair, vec![rule(vec![not_unix()?])?]);
-    let clone_rules = CLONE_NAMESPACE_FLAGS
-        .iter()
-        .map(|&flag| {
-            let flag = flag as u32 as u64;
-            rule(vec![condition(0, SeccompCmpOp::MaskedEq(flag), flag)?])
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(libc::SYS_clone, clone_rules);
-    let main = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(|e| SetupError::new("seccomp", e.to_string()))?;
-
-    // clone3 passes its flags in memory, out of a filter's reach: ENOSYS makes
-    // glibc fall back to clone, whose flags the main filter checks.
-    let clone3 = SeccompFilter::new(
-        [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(|e| SetupError::new("seccomp", e.to_string()))?;
-
-    let mut main = compile(main)?;
     if arch == TargetArch::x86_64 {
-        main.splice(0..0, x32_guard());
+        if let Some(first) = programs.first_mut() {
+            first.splice(0..0, x32_guard());
+        }
     }
-    Ok(vec![main, compile(clone3)?])
+    Ok(programs)
 }
 
 /// On x86_64 the x32 ABI reaches the same kernel functions under syscall
@@ -291,6 +241,43 @@ mod tests {
     }
 
     #[test]
+    fn every_rule_in_the_table_is_what_the_filter_answers() {
+        let arch = native_arch();
+        let mut checked = 0;
+        for rule in seccomp_rules::rules() {
+            let Some(nr) = rule.syscall.nr else {
+                continue;
+            };
+            for args in rule.probes() {
+                let expected = match rule.refuses(&args) {
+                    true => libc::SECCOMP_RET_ERRNO | rule.errno as u32,
+                    false => ALLOW,
+                };
+                assert_eq!(
+                    verdict(nr, arch, args),
+                    expected,
+                    "{}{args:x?}",
+                    rule.syscall.name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 60, "{checked}");
+    }
+
+    #[test]
+    fn personality_may_be_queried_but_not_changed() {
+        let arch = native_arch();
+        let query = 0xffff_ffff;
+        assert_eq!(verdict(libc::SYS_personality, arch, args(query)), ALLOW);
+        let addr_no_randomize = 0x0040000;
+        assert_eq!(
+            verdict(libc::SYS_personality, arch, args(addr_no_randomize)),
+            EPERM
+        );
+    }
+
+    #[test]
     fn only_unix_sockets_may_be_created() {
         let arch = native_arch();
         assert_eq!(
@@ -327,6 +314,8 @@ mod tests {
             libc::SYS_setns,
             libc::SYS_keyctl,
             libc::SYS_open_by_handle_at,
+            libc::SYS_memfd_secret,
+            libc::SYS_move_pages,
         ] {
             assert_eq!(verdict(call, arch, args(0)), EPERM, "syscall {call}");
         }

@@ -32,9 +32,19 @@ fn codemode_exe() -> PathBuf {
         .unwrap_or_else(|_| panic!("{} is missing: run cargo build", exe.display()));
     // `cargo test` builds it (integration tests need it); `cargo test --bin`
     // does not, and a stale one would test old setup code. (Only this
-    // module's files: others may be mid-edit while these tests run.)
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sandbox/native");
-    if let Some(newer) = newest_source(&src).filter(|(t, _)| *t > built) {
+    // module's files and the seccomp table: others may be mid-edit while
+    // these tests run.)
+    let sandbox_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sandbox");
+    let rules = sandbox_src.join("seccomp_rules.rs");
+    let rules_changed = std::fs::metadata(&rules)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| (t, rules));
+    if let Some(newer) = newest_source(&sandbox_src.join("native"))
+        .into_iter()
+        .chain(rules_changed)
+        .find(|(t, _)| *t > built)
+    {
         panic!(
             "{} is older than {}: run cargo build",
             exe.display(),
@@ -252,6 +262,12 @@ for family, kind in [(socket.AF_INET, socket.SOCK_STREAM), (socket.AF_INET, sock
 socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
 print('unix ok')";
     assert_eq!(stdout_of(source).await, "denied\n".repeat(5) + "unix ok\n");
+}
+
+#[tokio::test]
+async fn modify_ldt_memfd_secret_move_pages_and_personality_changes_are_refused() {
+    use crate::sandbox::seccomp_rules::probe;
+    assert_eq!(stdout_of(&probe::script()).await, probe::expected());
 }
 
 #[tokio::test]
