@@ -136,6 +136,17 @@ Gemini CLI. Secrets (env values and headers that look like tokens or keys) are w
 ${VAR} references, never copied into codemode.toml. Without a terminal it never prompts.")]
     Init(InitArgs),
 
+    /// Say what this machine lets each sandbox enforce: layers, limits, the script's user
+    #[command(after_help = "\
+Examples:
+  codemode doctor           a trial run in each sandbox, and what each limit reaches here
+  codemode doctor --json    the same, for scripts
+
+A limit you set (--memory, --cpus, [sandbox] memory and cpus) is enforced for the whole
+run or the run is refused with exit 125; doctor says which applies on this machine.
+Exit status: 0 when a sandbox works, 125 when none does.")]
+    Doctor(DoctorArgs),
+
     /// List the configured servers' tools, with one-line descriptions
     #[command(after_help = "\
 Examples:
@@ -439,4 +450,11 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
 }

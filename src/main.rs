@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser};
 use codemode::cli::{Cli, Command};
 use codemode::context::Context;
 use codemode::error::{self, Error};
-use codemode::{agent, bridge, exec, gen_bridge, init, sandbox, serve, tools};
+use codemode::{agent, bridge, doctor, exec, gen_bridge, init, sandbox, serve, tools};
 
 fn main() {
     // The native sandbox re-executes codemode as its setup process; that path
@@ -51,6 +51,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Ask(args) => block_on(agent::run(&ctx, &args)),
         Command::Serve(args) => block_on(serve::run(&ctx, &args)),
         Command::Init(args) => init::run(&ctx, &args),
+        Command::Doctor(args) => block_on(doctor::run(&ctx, &args)),
     }
 }
 
