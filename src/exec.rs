@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{
-    Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket,
+    Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits, UnixSocket,
 };
 use crate::catalog;
 use crate::cli::ExecArgs;
@@ -50,7 +50,15 @@ pub struct Report {
     pub duration_ms: u64,
     pub sandbox: String,
     pub tool_calls: Vec<CallRecord>,
+    /// Calls made beyond the ones `tool_calls` keeps; absent when none were,
+    /// so that the usual report keeps its usual keys.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tool_calls_dropped: u64,
     pub error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -313,7 +321,8 @@ impl Runner {
             truncated: captured.truncated,
             duration_ms: started.elapsed().as_millis() as u64,
             sandbox: self.backend.name().to_string(),
-            tool_calls: records,
+            tool_calls: records.kept,
+            tool_calls_dropped: records.dropped,
             error,
         };
         match lost {
@@ -333,13 +342,7 @@ impl Runner {
         options: &Options,
         sink: &OutputSink,
         cancel: CancellationToken,
-    ) -> Result<
-        (
-            Result<sandbox::Finished, sandbox::SandboxError>,
-            Vec<CallRecord>,
-        ),
-        Error,
-    > {
+    ) -> Result<(Result<sandbox::Finished, sandbox::SandboxError>, Records), Error> {
         let user = self.backend.run_user().map_err(Error::Sandbox)?;
         // Named, since a full or read-only TMPDIR is the user's to fix.
         let dirs = RunDir::create(user.user()).map_err(Error::io(format!(

@@ -1,5 +1,5 @@
 //! `codemode bridge` end to end: the wire contract, every error kind, auth on TCP
-//! and on the Unix socket, restarts, concurrency, and a clean stop.
+//! and on the Unix socket, restarts, concurrency, limits, and a clean stop.
 
 mod common;
 
@@ -42,18 +42,66 @@ fn a_call_returns_the_tools_structured_result() {
     assert_eq!(body["result"]["id"], "tech-001");
 }
 
+fn health(bridge: &BridgeProcess, token: Option<&str>) -> Value {
+    let (status, text) = http(&bridge.url_tcp(), "GET", "/health", token, b"");
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
 #[test]
-fn health_needs_no_token_and_reports_servers() {
+fn a_tokenless_health_check_names_no_server() {
     let bridge = BridgeProcess::start(&examples_config(), &[]);
-    let (status, text) = http(&bridge.url_tcp(), "GET", "/health", None, b"");
-    assert_eq!(status, 200);
-    let health: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(health["status"], "ok");
-    assert_eq!(health["servers"]["news"]["state"], "idle");
     call(&bridge, "news", "get_article", json!({"id": "tech-001"}));
-    let (_, text) = http(&bridge.url_tcp(), "GET", "/health", None, b"");
-    let health: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(health["servers"]["news"]["state"], "running");
+    assert_eq!(health(&bridge, None), json!({"status": "ok"}));
+}
+
+#[test]
+fn a_health_check_with_a_wrong_token_names_no_server() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    assert_eq!(
+        health(&bridge, Some("test-token-0123456789abcdeX")),
+        json!({"status": "ok"})
+    );
+}
+
+#[test]
+fn a_health_check_with_the_token_reports_each_servers_state() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    let before = health(&bridge, Some(&bridge.token));
+    assert_eq!(before["status"], "ok");
+    assert_eq!(before["servers"]["news"]["state"], "idle", "{before}");
+    call(&bridge, "news", "get_article", json!({"id": "tech-001"}));
+    let after = health(&bridge, Some(&bridge.token));
+    assert_eq!(after["servers"]["news"]["state"], "running", "{after}");
+}
+
+#[test]
+fn a_health_check_lists_only_the_servers_inside_the_grant() {
+    let bridge = BridgeProcess::start(&examples_config(), &["--allow", "summarizer.*"]);
+    let servers = health(&bridge, Some(&bridge.token))["servers"].clone();
+    assert_eq!(servers, json!({"summarizer": {"state": "idle"}}));
+}
+
+#[test]
+fn a_failed_server_in_a_health_check_shows_no_stderr() {
+    let config = format!(
+        "{}\n[servers.broken]\ncommand = \"sh\"\nargs = [\"-c\", \"echo DB_PASSWORD=hunter2 >&2; exit 1\"]\n",
+        examples_config()
+    );
+    let bridge = BridgeProcess::start(&config, &[]);
+    assert_error(
+        call(&bridge, "broken", "anything", json!({})),
+        503,
+        "upstream_unavailable",
+    );
+    let report = health(&bridge, Some(&bridge.token));
+    let broken = &report["servers"]["broken"];
+    assert_eq!(broken["state"], "failed", "{report}");
+    assert!(
+        !broken["error"].as_str().unwrap_or("").is_empty(),
+        "{report}"
+    );
+    assert!(!report.to_string().contains("hunter2"), "{report}");
 }
 
 #[test]
@@ -218,9 +266,11 @@ fn a_tool_outside_the_grant_is_forbidden_and_never_starts_the_server() {
         403,
         "forbidden",
     );
-    let (_, text) = http(&bridge.url_tcp(), "GET", "/health", None, b"");
-    let health: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(health["servers"]["news"]["state"], "idle", "{health}");
+    let started = std::process::Command::new("pgrep")
+        .args(["-P", &bridge.child.id().to_string(), "-f", "news-server"])
+        .output()
+        .unwrap();
+    assert!(started.stdout.is_empty(), "the news server was started");
 }
 
 #[test]
@@ -314,7 +364,13 @@ fn metrics_count_calls_by_outcome() {
     let bridge = BridgeProcess::start(&examples_config(), &[]);
     call(&bridge, "news", "search", json!({"query": "ai"}));
     call(&bridge, "news", "get_article", json!({"id": "missing"}));
-    let (status, text) = http(&bridge.url_tcp(), "GET", "/metrics", None, b"");
+    let (status, text) = http(
+        &bridge.url_tcp(),
+        "GET",
+        "/metrics",
+        Some(&bridge.token),
+        b"",
+    );
     assert_eq!(status, 200);
     assert!(
         text.contains("codemode_bridge_calls_total{server=\"news\",outcome=\"ok\"} 1"),
@@ -333,11 +389,119 @@ fn made_up_server_names_share_one_metrics_label() {
         let reply = call(&bridge, &format!("no-such-server-{i}"), "t", json!({}));
         assert_error(reply, 404, "unknown_server");
     }
-    let (_, text) = http(&bridge.url_tcp(), "GET", "/metrics", None, b"");
+    let (_, text) = http(
+        &bridge.url_tcp(),
+        "GET",
+        "/metrics",
+        Some(&bridge.token),
+        b"",
+    );
     assert!(!text.contains("no-such-server"), "{text}");
     assert!(
         text.contains("codemode_bridge_calls_total{server=\"\",outcome=\"unknown_server\"} 20"),
         "{text}"
+    );
+}
+
+#[test]
+fn metrics_without_a_token_are_unauthorized() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    call(&bridge, "news", "search", json!({"query": "ai"}));
+    let (status, text) = http(&bridge.url_tcp(), "GET", "/metrics", None, b"");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+    assert_error((status, body), 401, "unauthorized");
+}
+
+/// How many of `count` requests sent at once under `--rate 1` were refused
+/// for the rate.
+fn rate_limited_of(count: usize, args: &[&str], body: &[u8]) -> usize {
+    let mut all = vec!["--rate", "1"];
+    all.extend_from_slice(args);
+    let bridge = BridgeProcess::start(&examples_config(), &all);
+    (0..count)
+        .filter(|_| {
+            let (status, _) = http(&bridge.url_tcp(), "POST", "/rpc", Some(&bridge.token), body);
+            status == 429
+        })
+        .count()
+}
+
+#[test]
+fn calls_to_unknown_servers_spend_the_rate() {
+    let body = json!({"server": "weather", "tool": "forecast", "arguments": {}}).to_string();
+    assert!(rate_limited_of(5, &[], body.as_bytes()) >= 3);
+}
+
+#[test]
+fn forbidden_calls_spend_the_rate() {
+    let body = json!({"server": "news", "tool": "search", "arguments": {}}).to_string();
+    assert!(rate_limited_of(5, &["--allow", "summarizer.*"], body.as_bytes()) >= 3);
+}
+
+#[test]
+fn malformed_requests_spend_the_rate() {
+    assert!(rate_limited_of(5, &[], b"{\"server\": ") >= 3);
+}
+
+#[test]
+fn connections_past_the_cap_are_refused_and_the_open_ones_still_answer() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    // More than the process-wide cap, whatever the descriptor limit made it.
+    let mut held: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&bridge.socket).expect("connect"))
+        .collect();
+    let mut last = held.pop().unwrap();
+    last.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = last.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer:?}");
+    assert!(answer.contains("rate_limited"), "{answer}");
+
+    let first = &mut held[0];
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    first
+        .write_all(b"GET /health HTTP/1.1\r\nHost: bridge\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    let _ = first.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply:?}");
+}
+
+#[test]
+fn an_exec_report_keeps_the_first_thousand_calls_and_counts_the_rest() {
+    let work = Workdir::with_config(&examples_config());
+    let script = r#"
+import mcp_tools
+for i in range(1200):
+    try:
+        mcp_tools.call("no-such-server", "t%d" % i)
+    except mcp_tools.ToolError:
+        pass
+"#;
+    let run = common::exec_json(&work, "native", script, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.report, run.stderr);
+    let calls = run.report["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1000);
+    assert_eq!(calls[0]["tool"], "t0");
+    assert_eq!(run.report["tool_calls_dropped"], 200);
+}
+
+#[test]
+fn an_exec_report_within_the_cap_has_no_dropped_count() {
+    let work = Workdir::with_config(&examples_config());
+    let script = "from mcp_tools import news\nnews.get_article(id='tech-001')\n";
+    let run = common::exec_json(&work, "native", script, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.report, run.stderr);
+    assert_eq!(run.report["tool_calls"].as_array().unwrap().len(), 1);
+    assert!(
+        run.report.get("tool_calls_dropped").is_none(),
+        "{}",
+        run.report
     );
 }
 
@@ -487,6 +651,31 @@ except mcp_tools.ToolError as err:
     let (status, stdout, stderr) = run_python(&dir, code, &bridge.url_tcp(), &bridge.token);
     assert_eq!(status, 0, "{stderr}");
     assert_eq!(stdout, "tool_error True\n");
+}
+
+#[test]
+fn python_refused_for_too_many_connections_gets_rate_limited() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    let dir = generated_module(&bridge);
+    let code = r#"
+import os, socket, time
+import mcp_tools
+path = os.environ["CODEMODE_BRIDGE_URL"][len("unix://"):]
+held = []
+for _ in range(300):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+time.sleep(0.5)
+try:
+    mcp_tools.call("news", "search", query="ai")
+    print("no error")
+except mcp_tools.ToolError as err:
+    print(err.kind, "connections are open" in err.message)
+"#;
+    let (status, stdout, stderr) = run_python(&dir, code, &bridge.url_unix(), &bridge.token);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(stdout, "rate_limited True\n");
 }
 
 #[test]

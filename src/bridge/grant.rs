@@ -12,6 +12,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::wire::{ErrorKind, RpcError};
 use crate::config::glob_match;
 
+/// The calls a grant keeps records of. A script can make calls far faster
+/// than a report is worth reading, and every record lands in `exec --json`
+/// and in `serve`'s answer: 1,000 records are about 350 KB of JSON even at
+/// the longest names a record keeps, a third of the default 1 MiB cap on the
+/// script's own output, and more calls than a script working as meant makes.
+pub const MAX_RECORDS: usize = 1_000;
+
 /// What a grant allows. The defaults suit one script run.
 #[derive(Debug, Clone)]
 pub struct GrantSpec {
@@ -47,7 +54,7 @@ pub struct GrantState {
     token: Vec<u8>,
     spec: GrantSpec,
     calls: AtomicU64,
-    records: Mutex<Vec<CallRecord>>,
+    records: Mutex<Records>,
     bucket: Mutex<Bucket>,
     in_flight: Arc<Semaphore>,
 }
@@ -67,6 +74,14 @@ pub struct CallRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     pub duration_ms: f64,
+}
+
+/// The calls made under a grant, in the order they finished: the first
+/// [`MAX_RECORDS`], and how many more there were.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Records {
+    pub kept: Vec<CallRecord>,
+    pub dropped: u64,
 }
 
 /// A live grant. Dropping it revokes the token.
@@ -98,7 +113,7 @@ impl Grants {
             }),
             in_flight: Arc::new(Semaphore::new(spec.max_concurrent.max(1))),
             calls: AtomicU64::new(0),
-            records: Mutex::new(Vec::new()),
+            records: Mutex::new(Records::default()),
             spec,
         });
         lock(&self.live).push(Arc::clone(&state));
@@ -131,8 +146,8 @@ impl Grant {
         String::from_utf8_lossy(&self.state.token).into_owned()
     }
 
-    /// The calls made under this grant so far, in the order they finished.
-    pub fn records(&self) -> Vec<CallRecord> {
+    /// The calls made under this grant so far.
+    pub fn records(&self) -> Records {
         lock(&self.state.records).clone()
     }
 }
@@ -151,12 +166,13 @@ impl GrantState {
         &self.id
     }
 
-    /// Keeps a record of a finished call (the first 10,000; a run that makes
-    /// more is reported by its counters, not its list).
+    /// Keeps a record of a finished call, or counts it once the list is full.
     pub fn record(&self, record: CallRecord) {
         let mut records = lock(&self.records);
-        if records.len() < 10_000 {
-            records.push(record);
+        if records.kept.len() < MAX_RECORDS {
+            records.kept.push(record);
+        } else {
+            records.dropped += 1;
         }
     }
 
@@ -169,6 +185,23 @@ impl GrantState {
                 patterns.iter().any(|p| glob_match(p, &name))
             }
         }
+    }
+
+    /// Whether the allowlist covers any tool of `server`, judged from the
+    /// patterns alone so that asking never starts the server.
+    pub fn covers_server(&self, server: &str) -> bool {
+        let Some(patterns) = &self.spec.allow else {
+            return true;
+        };
+        let prefix = format!("{server}.");
+        patterns
+            .iter()
+            .any(|pattern| match pattern.split_once('*') {
+                None => pattern.starts_with(&prefix),
+                // A `*` takes any text, so once the literal head agrees with
+                // `server.` the rest of the pattern can always be met.
+                Some((head, _)) => prefix.starts_with(head) || head.starts_with(&prefix),
+            })
     }
 
     /// Admits one call under the budget, the rate and the concurrency bound; the
@@ -323,5 +356,58 @@ mod tests {
         assert_eq!(state.admit().unwrap_err().kind, ErrorKind::RateLimited);
         drop(held);
         assert!(state.admit().is_ok());
+    }
+
+    fn record(n: usize) -> CallRecord {
+        CallRecord {
+            server: "news".into(),
+            tool: format!("t{n}"),
+            ok: true,
+            error: None,
+            duration_ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn records_past_the_cap_are_counted_not_kept() {
+        let grants = Grants::new();
+        let grant = grants.mint(GrantSpec::default()).unwrap();
+        let state = grants.authenticate(grant.token().as_bytes()).unwrap();
+        for n in 0..MAX_RECORDS + 7 {
+            state.record(record(n));
+        }
+        let records = grant.records();
+        assert_eq!(records.kept.len(), MAX_RECORDS);
+        assert_eq!(records.kept[0], record(0), "the first ones are kept");
+        assert_eq!(records.dropped, 7);
+    }
+
+    #[test]
+    fn an_allowlist_covers_the_servers_its_patterns_can_name() {
+        let grants = Grants::new();
+        let spec = GrantSpec {
+            allow: Some(vec![
+                "news.fetch_*".into(),
+                "ti*".into(),
+                "git.git_log".into(),
+            ]),
+            ..GrantSpec::default()
+        };
+        let grant = grants.mint(spec).unwrap();
+        let state = grants.authenticate(grant.token().as_bytes()).unwrap();
+        assert!(state.covers_server("news"));
+        assert!(state.covers_server("time"));
+        assert!(state.covers_server("git"));
+        assert!(!state.covers_server("summarizer"));
+        assert!(!state.covers_server("new"), "`news.` is not `new.`");
+        assert!(!state.covers_server("gi"));
+    }
+
+    #[test]
+    fn no_allowlist_covers_every_server() {
+        let grants = Grants::new();
+        let grant = grants.mint(GrantSpec::default()).unwrap();
+        let state = grants.authenticate(grant.token().as_bytes()).unwrap();
+        assert!(state.covers_server("anything"));
     }
 }

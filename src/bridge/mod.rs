@@ -13,6 +13,7 @@ mod metrics;
 pub mod standalone;
 mod wire;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,13 +25,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-pub use grant::{CallRecord, Grant, GrantSpec};
+pub use grant::{CallRecord, Grant, GrantSpec, Records};
 pub use listen::{ConnectionLimits, Listener, UnixSocket};
 pub use wire::{parse_request, ErrorKind, RpcError, RpcRequest};
 
 use crate::catalog;
 use crate::discovery;
-use crate::mcp::{map_result, McpError, Registry};
+use crate::mcp::{map_result, McpError, Registry, ServerState};
 use crate::progress::Progress;
 use grant::{GrantState, Grants};
 use metrics::Metrics;
@@ -162,19 +163,30 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
             return err.into_response();
         }
     };
-    let (server, tool, outcome) = match read_body(body, shared.limits).await {
-        Err(err) => (String::new(), String::new(), Err(err)),
-        Ok(bytes) => match wire::parse_request(&bytes) {
-            Err(err) => (String::new(), String::new(), Err(err)),
+    // Read before admission so that what the record names is known, and
+    // admitted before anything else is judged: every request a token holder
+    // sends spends its rate and budget, whether it names a real server, a
+    // granted tool or nothing parseable at all, so none of them is a free
+    // way to flood the bridge or the run's report.
+    let parsed = read_body(body, shared.limits)
+        .await
+        .and_then(|bytes| wire::parse_request(&bytes));
+    let (server, tool) = match &parsed {
+        Ok((request, _)) => (request.server.clone(), request.tool.clone()),
+        Err(_) => (String::new(), String::new()),
+    };
+    let outcome = match grant.admit() {
+        Err(err) => Err(err),
+        Ok(_permit) => match parsed {
+            Err(err) => Err(err),
             Ok((request, arguments)) => {
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     let shown = Value::Object(arguments.clone());
                     tracing::debug!(token = grant.id(), server = %request.server, tool = %request.tool, arguments = %shown, "call");
                 }
-                let outcome = shared
+                shared
                     .call(&grant, &request.server, &request.tool, arguments)
-                    .await;
-                (request.server, request.tool, outcome)
+                    .await
             }
         },
     };
@@ -244,7 +256,6 @@ impl Shared {
                 format!("`{server}.{tool}` is not granted to this execution"),
             ));
         }
-        let _permit = grant.admit()?;
         let info = self
             .registry
             .tool_info(server, tool)
@@ -349,12 +360,30 @@ async fn tools(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
     axum::Json(json!({"servers": servers})).into_response()
 }
 
-async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    let states = shared.registry.states().await;
+/// Whether the bridge is up, for anyone who can reach it; how its servers are
+/// doing, for a token holder, and only the servers the token's grant reaches.
+/// Never a server's own words: its stderr can quote its environment, and the
+/// log is where the operator reads it.
+async fn health(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Ok(grant) = authenticate(&shared, &headers) else {
+        return axum::Json(json!({"status": "ok"})).into_response();
+    };
+    let states: BTreeMap<String, ServerState> = shared
+        .registry
+        .redacted_states()
+        .await
+        .into_iter()
+        .filter(|(name, _)| grant.covers_server(name))
+        .collect();
     axum::Json(json!({"status": "ok", "servers": states})).into_response()
 }
 
-async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+/// Token holders only: the counters name the servers and tell how a run's
+/// calls went.
+async fn metrics_text(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(err) = authenticate(&shared, &headers) {
+        return err.into_response();
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -166,11 +166,14 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
             .map(|p| format!("; token in {}", p.display()))
             .unwrap_or_else(|| "; token from CODEMODE_BRIDGE_TOKEN".into())
     ));
-    let serving = bridge.serve(
-        listeners,
-        ConnectionLimits::default(),
-        stop.cancelled_owned(),
-    );
+    // The only bridge in the process, shared by every sandbox pointed at it:
+    // its share is the whole process's.
+    let limits = ConnectionLimits::default();
+    let limits = ConnectionLimits {
+        max_connections: limits.max_process_connections,
+        ..limits
+    };
+    let serving = bridge.serve(listeners, limits, stop.cancelled_owned());
     tokio::select! {
         _ = serving => ctx.say("codemode bridge stopping"),
         // Dropping the server ends its grace; the calls still in flight fail

@@ -1,5 +1,5 @@
-//! The RPC wire (DESIGN.md, "RPC wire"): what sandboxed code sends and what it
-//! gets back. Other parts and users rely on these names and statuses.
+//! The RPC wire: what sandboxed code sends and what it gets back. Other parts
+//! and users rely on these names and statuses.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

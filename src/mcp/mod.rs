@@ -77,6 +77,29 @@ pub enum McpError {
 }
 
 impl McpError {
+    /// What went wrong in codemode's words only: nothing the server wrote
+    /// (stderr, error texts), nor its command line, which may carry secrets.
+    pub fn brief(&self) -> String {
+        match self {
+            McpError::Spawn { .. } => "its command could not be started".into(),
+            McpError::ConnectTimeout { after, .. } => format!(
+                "did not finish starting within {}",
+                humantime::format_duration(*after)
+            ),
+            McpError::Initialize { .. } => "failed during initialize".into(),
+            McpError::Config { .. } => "its configuration is not usable".into(),
+            McpError::Timeout { after, .. } => format!(
+                "a request did not answer within {}",
+                humantime::format_duration(*after)
+            ),
+            McpError::Closed { .. } => "the connection closed".into(),
+            McpError::Protocol { .. } => "it broke the MCP protocol".into(),
+            McpError::Rpc { code, .. } => format!("it answered with error {code}"),
+            McpError::Backoff { .. } => "not restarted yet after failing".into(),
+            McpError::UnknownServer(_) => "not configured".into(),
+        }
+    }
+
     /// The server the error is about.
     pub fn server(&self) -> &str {
         match self {
@@ -211,8 +234,22 @@ impl Registry {
         }))
     }
 
-    /// Each server's state, for health reports.
+    /// Each server's state, a failure with its full message (stderr tail
+    /// included): for the operator.
     pub async fn states(&self) -> BTreeMap<String, ServerState> {
+        self.states_with(McpError::to_string).await
+    }
+
+    /// Each server's state, a failure only with codemode's own short reason:
+    /// for whoever else asks, since a server's stderr can quote its secrets.
+    pub async fn redacted_states(&self) -> BTreeMap<String, ServerState> {
+        self.states_with(McpError::brief).await
+    }
+
+    async fn states_with(
+        &self,
+        describe: fn(&McpError) -> String,
+    ) -> BTreeMap<String, ServerState> {
         let mut states = BTreeMap::new();
         for (name, server) in &self.servers {
             let state = match server.session.lock().await.as_ref() {
@@ -220,7 +257,7 @@ impl Registry {
                 Some(_) => ServerState::Exited,
                 None => match &server.restarts_lock().last_error {
                     Some(err) => ServerState::Failed {
-                        error: err.to_string(),
+                        error: describe(err),
                     },
                     None => ServerState::Idle,
                 },
@@ -358,6 +395,50 @@ impl Server {
                 operation: operation.to_string(),
                 after: self.spec.call_timeout,
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_brief_never_quotes_what_the_server_wrote() {
+        let secret = "DB_PASSWORD=hunter2";
+        let errors = [
+            McpError::Initialize {
+                server: "db".into(),
+                reason: secret.into(),
+                stderr: format!("; its stderr ended with: {secret}"),
+            },
+            McpError::ConnectTimeout {
+                server: "db".into(),
+                after: Duration::from_secs(30),
+                stderr: format!("; its stderr ended with: {secret}"),
+            },
+            McpError::Closed {
+                server: "db".into(),
+                stderr: format!("; its stderr ended with: {secret}"),
+            },
+            McpError::Spawn {
+                server: "db".into(),
+                command: format!("db-server --{secret}"),
+                reason: "not found".into(),
+            },
+            McpError::Protocol {
+                server: "db".into(),
+                reason: secret.into(),
+            },
+            McpError::Backoff {
+                server: "db".into(),
+                reason: secret.into(),
+            },
+        ];
+        for err in errors {
+            assert!(err.to_string().contains("hunter2"));
+            assert!(!err.brief().contains("hunter2"), "{}", err.brief());
+            assert!(!err.brief().is_empty());
         }
     }
 }

@@ -716,6 +716,7 @@ mod tests {
             duration_ms: 12,
             sandbox: "native".into(),
             tool_calls: vec![],
+            tool_calls_dropped: 0,
             error: None,
         };
         let result = report_result(&report);
