@@ -21,7 +21,7 @@ struct Findings {
     root: bool,
     native: Backend,
     docker: Backend,
-    /// What `--sandbox auto` picks here.
+    /// What `--sandbox auto` picks here (with the image there already).
     auto: Option<&'static str>,
 }
 
@@ -184,7 +184,7 @@ async fn docker_findings(config: &Config, root: bool) -> Backend {
         },
     ];
     let (works, reason, trial_run_ms) =
-        match docker::DockerSandbox::connect(&config.sandbox.image).await {
+        match docker::DockerSandbox::connect_without_pull(&config.sandbox.image).await {
             Ok(sandbox) => {
                 let started = Instant::now();
                 let trial = trial_run(&sandbox::Backend::Docker(sandbox)).await;

@@ -92,25 +92,23 @@ impl DockerSandbox {
     /// Connects to the engine and makes sure the image is there, pulling it
     /// (with a progress bar on stderr) if it is not.
     pub async fn connect(image: &str) -> Result<DockerSandbox, SandboxError> {
+        DockerSandbox::connect_to(image, Pull::IfMissing).await
+    }
+
+    /// As [`DockerSandbox::connect`], but an image the engine lacks is an
+    /// error rather than a pull: for questions about this machine.
+    pub async fn connect_without_pull(image: &str) -> Result<DockerSandbox, SandboxError> {
+        DockerSandbox::connect_to(image, Pull::Never).await
+    }
+
+    async fn connect_to(image: &str, pull: Pull) -> Result<DockerSandbox, SandboxError> {
         let docker = engine().await.map_err(unavailable)?;
-        ensure_image(&docker, image).await?;
+        ensure_image(&docker, image, pull).await?;
         Ok(DockerSandbox {
             docker,
             image: image.to_string(),
             labels: HashMap::new(),
         })
-    }
-
-    /// Whether an engine answers and already has `image`, without pulling:
-    /// a quick probe for choosing a backend.
-    // Not every build of the CLI asks before connecting; `connect` stays the
-    // authority either way.
-    #[allow(dead_code)]
-    pub async fn available(image: &str) -> bool {
-        match engine().await {
-            Ok(docker) => docker.inspect_image(image).await.is_ok(),
-            Err(_) => false,
-        }
     }
 
     /// The host user the next run's container will run as. The engine runs
@@ -781,7 +779,13 @@ fn docker_host() -> String {
 }
 
 /// Makes sure the engine has `image`, pulling it if not.
-async fn ensure_image(docker: &Docker, image: &str) -> Result<(), SandboxError> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pull {
+    IfMissing,
+    Never,
+}
+
+async fn ensure_image(docker: &Docker, image: &str, pull_it: Pull) -> Result<(), SandboxError> {
     let inspect = match tokio::time::timeout(ENGINE_REPLY, docker.inspect_image(image)).await {
         Ok(inspect) => inspect,
         Err(_) => {
@@ -794,6 +798,12 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<(), SandboxError> 
     };
     match inspect {
         Ok(_) => Ok(()),
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) if pull_it == Pull::Never => Err(unavailable(format!(
+            "image {image} is not on the engine (run `docker pull {image}`, or set \
+             `sandbox.image` to an image the engine has; it needs python3)"
+        ))),
         Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
         }) => pull(docker, image).await.map_err(|why| {
@@ -1794,8 +1804,13 @@ print(made, failed, flush=True)
             }
             Err(err) => panic!("wrong error: {err}"),
         }
-        assert!(!DockerSandbox::available(missing).await);
-        assert!(DockerSandbox::available(&image()).await);
+        match DockerSandbox::connect_without_pull(missing).await {
+            Err(SandboxError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("is not on the engine ("), "{reason}");
+            }
+            _ => panic!("connected with a missing image"),
+        }
+        assert!(DockerSandbox::connect_without_pull(&image()).await.is_ok());
     }
 
     #[test]
