@@ -18,6 +18,7 @@ pub mod mcp;
 mod progress;
 pub mod sandbox;
 pub mod serve;
+mod terminal;
 mod text;
 mod tokens;
 pub mod tools;
