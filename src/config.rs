@@ -8,7 +8,7 @@
 
 mod duration;
 mod expand;
-mod mcp_json;
+pub mod mcp_json;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,8 @@ pub struct Config {
     #[allow(dead_code)]
     pub sandbox: SandboxConfig,
     pub llm: LlmConfig,
+    /// What loading left out and the user should hear about, one line each.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -206,6 +208,7 @@ fn candidates() -> Vec<PathBuf> {
 /// Loads the config `--config`, `$CODEMODE_CONFIG` or discovery names, then adds
 /// the servers of an `mcpServers` JSON file when one is given. With neither a
 /// config nor a JSON file there is nothing to do, which is an error.
+/// Entries of the JSON file that are left out are named in `notes`.
 pub fn load(explicit: Option<&Path>, mcp_json: Option<&Path>) -> Result<Config, ConfigError> {
     let mut config = match locate(explicit)? {
         Some(path) => Config::from_file(&path)?,
@@ -220,14 +223,27 @@ pub fn load(explicit: Option<&Path>, mcp_json: Option<&Path>) -> Result<Config, 
         }
     };
     if let Some(json_path) = mcp_json {
-        for (name, server) in mcp_json::read(json_path)? {
+        let servers = mcp_json::read(json_path)?;
+        if servers.found.is_empty() && servers.skipped.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: json_path.to_path_buf(),
+                message: "no `mcpServers` entries found".into(),
+            });
+        }
+        for (name, why) in servers.skipped {
+            config.notes.push(format!(
+                "skipped server `{name}` of {}: {why}",
+                json_path.display()
+            ));
+        }
+        for (name, entry) in servers.found {
             if config.servers.contains_key(&name) {
                 return Err(ConfigError::Invalid {
                     path: json_path.to_path_buf(),
                     message: format!("server `{name}` is also defined in the config file"),
                 });
             }
-            config.servers.insert(name, server);
+            config.servers.insert(name, entry.into());
         }
     }
     Ok(config)
@@ -293,6 +309,7 @@ impl Config {
             bridge: raw.bridge,
             sandbox: raw.sandbox,
             llm: raw.llm,
+            notes: Vec::new(),
         })
     }
 

@@ -18,10 +18,14 @@ impl Context {
     }
 
     pub fn config(&self) -> Result<Config, Error> {
-        Ok(config::load(
+        let config = config::load(
             self.global.config.as_deref(),
             self.global.mcp_json.as_deref(),
-        )?)
+        )?;
+        for note in &config.notes {
+            self.say(&format!("codemode: {note}"));
+        }
+        Ok(config)
     }
 
     /// The selected servers with `${VAR}`s expanded from the environment; an

@@ -198,14 +198,13 @@ fn print_json(report: &Report) {
     );
 }
 
-/// Passes output to the terminal as it arrives.
+/// Passes output on as it arrives, its control characters shown as text
+/// where it goes to a terminal.
 fn terminal() -> sandbox::Live {
-    Box::new(|stream, bytes| {
+    let screen = crate::terminal::Screen::new();
+    Box::new(move |stream: Stream, bytes: &[u8]| {
         // Best effort: a closed terminal must not stop the run.
-        let _ = match stream {
-            Stream::Stdout => std::io::stdout().lock().write_all(bytes),
-            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
-        };
+        let _ = screen.write(stream, bytes);
     })
 }
 

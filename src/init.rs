@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::cli::InitArgs;
+use crate::config::mcp_json::{self, Entry};
 use crate::config::{Config, FILE_NAME};
 use crate::context::Context;
 use crate::error::Error;
@@ -24,18 +25,6 @@ use crate::text::plural;
 struct Source {
     client: String,
     path: PathBuf,
-}
-
-/// A server as a client config describes it, converted to codemode's terms.
-#[derive(Debug, Clone, PartialEq)]
-struct Entry {
-    command: Option<String>,
-    args: Vec<String>,
-    env: BTreeMap<String, String>,
-    cwd: Option<String>,
-    url: Option<String>,
-    headers: BTreeMap<String, String>,
-    disabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -99,23 +88,22 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<(), Error> {
 
     let mut found: Vec<Found> = Vec::new();
     for (i, source) in sources.iter().enumerate() {
-        match read_source(&source.path) {
-            Ok((entries, skipped)) => {
+        match mcp_json::read(&source.path) {
+            Ok(servers) => {
                 ctx.say(&format!(
                     "Found {} in {} ({})",
-                    plural(entries.len(), "server"),
+                    plural(servers.found.len(), "server"),
                     source.path.display(),
                     source.client
                 ));
-                for (name, why) in skipped {
+                for (name, why) in servers.skipped {
                     ctx.say(&format!("  skipped `{name}`: {why}"));
                 }
-                add(&mut found, entries, i);
+                add(&mut found, servers.found, i);
             }
-            Err(why) if !args.from.is_empty() => {
-                return Err(Error::Usage(format!("{}: {why}", source.path.display())))
-            }
-            Err(why) => ctx.say(&format!("Skipped {}: {why}", source.path.display())),
+            // The error names the file (and the line and column of a syntax error).
+            Err(err) if !args.from.is_empty() => return Err(err.into()),
+            Err(err) => ctx.say(&format!("Skipped {err}")),
         }
     }
     if found.is_empty() && !interactive && !args.yes {
@@ -225,168 +213,6 @@ fn default_output() -> PathBuf {
     dirs::config_dir()
         .map(|dir| dir.join("codemode").join(FILE_NAME))
         .unwrap_or_else(|| PathBuf::from(FILE_NAME))
-}
-
-type Entries = (Vec<(String, Entry)>, Vec<(String, String)>);
-
-/// The servers of one client file, and the ones left out with why.
-fn read_source(path: &Path) -> Result<Entries, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    parse_source(&text)
-}
-
-fn parse_source(text: &str) -> Result<Entries, String> {
-    // Editors allow comments and trailing commas in their JSON.
-    let value: Value = serde_json::from_str(text)
-        .or_else(|_| serde_json::from_str(&strip_jsonc(text)))
-        .map_err(|e| format!("not JSON: {e}"))?;
-    let servers = value
-        .get("mcpServers")
-        .or_else(|| value.get("servers"))
-        .or_else(|| value.get("mcp").and_then(|m| m.get("servers")))
-        .and_then(Value::as_object)
-        .ok_or("no `mcpServers` (or `servers`) object")?;
-    let mut entries = Vec::new();
-    let mut skipped = Vec::new();
-    for (name, raw) in servers {
-        match entry(raw) {
-            Ok(Some(entry)) => entries.push((name.clone(), entry)),
-            Ok(None) => skipped.push((name.clone(), "it is codemode itself".to_string())),
-            Err(why) => skipped.push((name.clone(), why)),
-        }
-    }
-    Ok((entries, skipped))
-}
-
-/// One client entry in codemode's terms; `None` for codemode's own entry.
-fn entry(raw: &Value) -> Result<Option<Entry>, String> {
-    let text = |key: &str| raw.get(key).and_then(Value::as_str).map(str::to_string);
-    let map = |key: &str| -> BTreeMap<String, String> {
-        raw.get(key)
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| {
-                        let v = v
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string());
-                        (k.clone(), v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let kind = text("type").or_else(|| text("transport"));
-    if kind.as_deref() == Some("sse") {
-        return Err("it uses the legacy SSE transport, which codemode does not speak".into());
-    }
-    let command = text("command");
-    // Windsurf calls it serverUrl, Gemini CLI httpUrl.
-    let url = text("url")
-        .or_else(|| text("serverUrl"))
-        .or_else(|| text("httpUrl"));
-    let args: Vec<String> = raw
-        .get("args")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    match (&command, &url) {
-        (None, None) => return Err("it has neither a command nor a url".into()),
-        (Some(_), Some(_)) => return Err("it has both a command and a url".into()),
-        _ => {}
-    }
-    if let Some(command) = &command {
-        let program = Path::new(command).file_name().and_then(|n| n.to_str());
-        if program == Some("codemode") && args.iter().any(|a| a == "serve") {
-            return Ok(None);
-        }
-    }
-    Ok(Some(Entry {
-        env: if command.is_some() {
-            map("env")
-        } else {
-            BTreeMap::new()
-        },
-        headers: if url.is_some() {
-            map("headers")
-        } else {
-            BTreeMap::new()
-        },
-        args: if command.is_some() { args } else { Vec::new() },
-        cwd: command.as_ref().and(text("cwd")),
-        command,
-        url,
-        disabled: raw
-            .get("disabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    }))
-}
-
-/// JSON with `//` and `/* */` comments and trailing commas, as plain JSON.
-fn strip_jsonc(text: &str) -> String {
-    // Comments first: a comment may stand between a comma and the bracket
-    // that makes it trailing.
-    let without_comments = outside_strings(text, |chars, i, out| {
-        if chars[i] == '/' && chars.get(i + 1) == Some(&'/') {
-            chars[i..]
-                .iter()
-                .position(|&c| c == '\n')
-                .map_or(chars.len(), |n| i + n)
-        } else if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-            let rest = &chars[i + 2..];
-            let close = rest.windows(2).position(|w| w == ['*', '/']);
-            close.map_or(chars.len(), |n| i + 2 + n + 2)
-        } else {
-            out.push(chars[i]);
-            i + 1
-        }
-    });
-    outside_strings(&without_comments, |chars, i, out| {
-        let next = chars[i + 1..].iter().find(|c| !c.is_whitespace());
-        if !(chars[i] == ',' && matches!(next, Some('}') | Some(']'))) {
-            out.push(chars[i]);
-        }
-        i + 1
-    })
-}
-
-/// Copies `text`, passing each character outside a string literal to `step`,
-/// which writes what it keeps and returns where to go on.
-fn outside_strings(text: &str, step: impl Fn(&[char], usize, &mut String) -> usize) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut in_string = false;
-    while i < chars.len() {
-        let c = chars[i];
-        if in_string {
-            out.push(c);
-            if c == '\\' && i + 1 < chars.len() {
-                out.push(chars[i + 1]);
-                i += 1;
-            } else if c == '"' {
-                in_string = false;
-            }
-            i += 1;
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-            i += 1;
-        } else {
-            i = step(&chars, i, &mut out);
-        }
-    }
-    out
 }
 
 /// Adds a file's servers. The same server in two clients is taken once; two
@@ -843,40 +669,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Vec<(String, Entry)> {
-        parse_source(text).unwrap().0
-    }
-
-    #[test]
-    fn editor_json_with_comments_and_trailing_commas_is_read() {
-        let entries = parse(
-            "{\n  // my servers\n  \"servers\": {\n    \"time\": {\"type\": \"stdio\", \"command\": \"uvx\", \"args\": [\"mcp-server-time\",],}, /* done */\n  },\n}",
-        );
-        assert_eq!(entries[0].0, "time");
-        assert_eq!(entries[0].1.args, ["mcp-server-time"]);
-    }
-
-    #[test]
-    fn strings_that_look_like_comments_are_kept() {
-        assert_eq!(
-            strip_jsonc(r#"{"url": "http://x/y", "a": "/* no */"}"#),
-            r#"{"url": "http://x/y", "a": "/* no */"}"#
-        );
-    }
-
-    #[test]
-    fn sse_and_codemode_itself_are_skipped_with_reasons() {
-        let (entries, skipped) = parse_source(
-            r#"{"mcpServers": {
-                "old": {"type": "sse", "url": "http://h/sse"},
-                "codemode": {"command": "/usr/local/bin/codemode", "args": ["serve"]},
-                "ok": {"command": "x"}
-            }}"#,
-        )
-        .unwrap();
-        assert_eq!(entries.len(), 1);
-        let reasons: BTreeMap<String, String> = skipped.into_iter().collect();
-        assert!(reasons["old"].contains("legacy SSE"));
-        assert!(reasons["codemode"].contains("codemode itself"));
+        mcp_json::parse(text, Path::new("mcp.json")).unwrap().found
     }
 
     #[test]

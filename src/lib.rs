@@ -19,6 +19,7 @@ pub mod mcp;
 mod progress;
 pub mod sandbox;
 pub mod serve;
-pub(crate) mod text;
+mod terminal;
+mod text;
 mod tokens;
 pub mod tools;

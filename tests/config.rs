@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{codemode, stderr_of, Workdir};
+use common::{codemode, example_bin, stderr_of, stdout_of, ServeProcess, Workdir};
 use predicates::prelude::*;
 
 #[test]
@@ -157,4 +157,131 @@ fn malformed_mcp_json_is_reported_with_line_and_column() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("mcp.json:3:"));
+}
+
+/// `codemode --mcp-json FILE ARGS` run from FILE's directory, where FILE holds `json`.
+fn with_mcp_json(json: &str, args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mcp.json");
+    std::fs::write(&file, json).unwrap();
+    codemode()
+        .current_dir(dir.path())
+        .arg("--mcp-json")
+        .arg(&file)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The summarizer example as an `mcpServers` entry.
+fn summarizer_entry() -> String {
+    serde_json::json!({"command": example_bin("summarizer-server")}).to_string()
+}
+
+#[test]
+fn mcp_json_with_comments_and_trailing_commas_is_read() {
+    let json = format!(
+        "{{\n  // VS Code's mcp.json\n  \"servers\": {{\n    /* ours */ \"sum\": {},\n  }},\n}}\n",
+        summarizer_entry()
+    );
+    let output = with_mcp_json(&json, &["tools"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        stdout_of(&output).contains("sum.summarize"),
+        "{}",
+        stdout_of(&output)
+    );
+}
+
+#[test]
+fn a_syntax_error_after_a_comment_in_mcp_json_is_placed_where_it_is() {
+    let output = with_mcp_json(
+        "{\n  // comments must not shift the position\n  \"mcpServers\": {\n    /* one */ \"a\": {\"command\" \"x\"}\n  }\n}\n",
+        &["tools"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("mcp.json:4:31:"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn an_sse_entry_in_mcp_json_is_skipped_with_a_note() {
+    let json = format!(
+        r#"{{"mcpServers": {{"old": {{"type": "sse", "url": "http://127.0.0.1:9/sse"}}, "sum": {}}}}}"#,
+        summarizer_entry()
+    );
+    let output = with_mcp_json(&json, &["tools"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("skipped server `old`") && stderr.contains("legacy SSE transport"),
+        "{stderr}"
+    );
+    assert!(stdout_of(&output).contains("sum.summarize"));
+}
+
+#[test]
+fn server_url_and_http_url_in_mcp_json_are_http_servers() {
+    let server = ServeProcess::start(&common::serve_config(), &[], &[]);
+    let json = serde_json::json!({"mcpServers": {
+        "windsurf": {"serverUrl": server.url},
+        "gemini": {"httpUrl": server.url},
+    }})
+    .to_string();
+    let output = with_mcp_json(&json, &["tools"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = stdout_of(&output);
+    assert!(
+        stdout.contains("windsurf.search_tools") && stdout.contains("gemini.search_tools"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_command_reading_mcp_json_leaves_codemode_itself_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.py"), "print('ran')\n").unwrap();
+    // The entry names another file than the one read: were it wrapped after
+    // all, the test would fail on one extra codemode instead of starting
+    // codemode after codemode.
+    let inner = dir.path().join("inner.json");
+    std::fs::write(
+        &inner,
+        format!(r#"{{"mcpServers": {{"sum": {}}}}}"#, summarizer_entry()),
+    )
+    .unwrap();
+    let file = dir.path().join("claude_desktop_config.json");
+    let json = format!(
+        r#"{{"mcpServers": {{"codemode": {{"command": {:?}, "args": ["--mcp-json", {:?}, "serve", "--sandbox", "native"]}}, "sum": {}}}}}"#,
+        common::codemode_bin(),
+        inner,
+        summarizer_entry()
+    );
+    std::fs::write(&file, json).unwrap();
+    for args in [
+        &["tools"][..],
+        &["gen-bridge", "--output", "-"],
+        &["exec", "--sandbox", "native", "job.py"],
+    ] {
+        let output = codemode()
+            .current_dir(dir.path())
+            .arg("--mcp-json")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("skipped server `codemode`")
+                && stderr.contains("it is codemode itself"),
+            "{args:?}: {stderr}"
+        );
+        if args[0] == "tools" {
+            let stdout = stdout_of(&output);
+            assert!(stdout.contains("sum.summarize"), "{stdout}");
+            assert!(!stdout.contains("codemode."), "{stdout}");
+        }
+    }
 }

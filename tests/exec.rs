@@ -286,3 +286,64 @@ fn docker_timeout_exits_124() {
     assert_eq!(run.code, 124, "{}", run.report);
     assert_eq!(run.report["timed_out"], true);
 }
+
+/// Output that would set the clipboard (OSC 52), clear the screen and retitle
+/// the window, on both streams, with a character beyond ASCII.
+const HOSTILE_OUTPUT: &str = r#"import sys
+sys.stdout.write("\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b]0;pwned\x07caf\u00e9\n")
+sys.stderr.write("\x1b[31mred\n")
+"#;
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// What a terminal receives from `codemode exec --sandbox native job.py`
+/// run with a pseudo-terminal as its stdin, stdout and stderr (`script`).
+fn exec_on_a_terminal(work: &Workdir, script: &str) -> Vec<u8> {
+    std::fs::write(work.path().join("job.py"), script).unwrap();
+    let command = format!(
+        "{} --config {} exec --sandbox native job.py",
+        shell_quote(&common::codemode_bin().display().to_string()),
+        shell_quote(&work.config().display().to_string()),
+    );
+    let output = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(work.path())
+        .env_remove("CODEMODE_CONFIG")
+        .env_remove("CODEMODE_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    output.stdout
+}
+
+#[test]
+fn escape_sequences_do_not_reach_a_terminal() {
+    let work = Workdir::with_config("[sandbox]\ntimeout = \"10s\"\n");
+    let seen = exec_on_a_terminal(&work, HOSTILE_OUTPUT);
+    let text = String::from_utf8_lossy(&seen);
+    assert!(!seen.contains(&0x1b), "ESC reached the terminal: {text:?}");
+    assert!(!seen.contains(&0x07), "BEL reached the terminal: {text:?}");
+    assert!(
+        text.contains(r"\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b]0;pwned\x07café"),
+        "{text:?}"
+    );
+    assert!(text.contains(r"\x1b[31mred"), "{text:?}");
+}
+
+#[test]
+fn through_a_pipe_the_scripts_bytes_pass_exactly() {
+    let work = Workdir::with_config("[sandbox]\ntimeout = \"10s\"\n");
+    let output = native(&work, HOSTILE_OUTPUT).success().get_output().clone();
+    assert_eq!(
+        output.stdout,
+        "\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b]0;pwned\x07café\n".as_bytes()
+    );
+    assert!(
+        stderr_of(&output).contains("\x1b[31mred\n"),
+        "{:?}",
+        stderr_of(&output)
+    );
+}

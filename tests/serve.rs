@@ -260,6 +260,59 @@ fn bad_arguments_are_errors_the_model_can_read() {
 }
 
 #[test]
+fn serve_leaves_its_own_entry_in_a_client_config_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // The entries name another file than the one served: were they wrapped
+    // after all, the test would fail on one extra codemode instead of
+    // starting codemode after codemode.
+    let inner = dir.path().join("inner.json");
+    std::fs::write(
+        &inner,
+        r#"{"mcpServers": {"none": {"type": "sse", "url": "http://127.0.0.1:9"}}}"#,
+    )
+    .unwrap();
+    let alias = dir.path().join("mcp-gateway");
+    std::os::unix::fs::symlink(codemode_bin(), &alias).unwrap();
+    let file = dir.path().join("claude_desktop_config.json");
+    let client_config = json!({"mcpServers": {
+        "codemode": {"command": codemode_bin(), "args": ["--mcp-json", inner, "serve"]},
+        "gateway": {"command": alias, "args": ["--mcp-json", inner, "serve"]},
+        "summarizer": {"command": common::example_bin("summarizer-server")},
+    }});
+    std::fs::write(&file, client_config.to_string()).unwrap();
+    let mut command = Command::new(codemode_bin());
+    command
+        .current_dir(dir.path())
+        .env_remove("CODEMODE_LOG")
+        .env_remove("CODEMODE_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-codemode-test")
+        .arg("--mcp-json")
+        .arg(&file)
+        .args(["serve", "--sandbox", "native"]);
+    let mut mcp = StdioMcp::start(command);
+    let tools = mcp.request("tools/list", json!({}));
+    let index = tools["tools"][0]["description"].as_str().unwrap();
+    assert!(index.contains("summarizer.summarize"), "{index}");
+    assert!(
+        !index.contains("codemode.") && !index.contains("gateway."),
+        "{index}"
+    );
+    let started = common::descendants_of(mcp.child.id());
+    assert!(
+        started
+            .iter()
+            .any(|(_, cmd)| cmd.contains("summarizer-server")),
+        "{started:?}"
+    );
+    let bin = codemode_bin().display().to_string();
+    let again: Vec<_> = started
+        .iter()
+        .filter(|(_, cmd)| cmd.starts_with(&bin) || cmd.starts_with(&alias.display().to_string()))
+        .collect();
+    assert!(again.is_empty(), "codemode started itself: {again:?}");
+}
+
+#[test]
 fn a_server_that_fails_to_start_is_left_out_and_named() {
     let config = format!(
         "{}\n[servers.broken]\ncommand = \"/nonexistent/mcp-server\"\n",
