@@ -25,6 +25,9 @@ _codemode() {
             codemode,completions)
                 cmd="codemode__subcmd__completions"
                 ;;
+            codemode,doctor)
+                cmd="codemode__subcmd__doctor"
+                ;;
             codemode,exec)
                 cmd="codemode__subcmd__exec"
                 ;;
@@ -52,6 +55,9 @@ _codemode() {
             codemode__subcmd__help,completions)
                 cmd="codemode__subcmd__help__subcmd__completions"
                 ;;
+            codemode__subcmd__help,doctor)
+                cmd="codemode__subcmd__help__subcmd__doctor"
+                ;;
             codemode__subcmd__help,exec)
                 cmd="codemode__subcmd__help__subcmd__exec"
                 ;;
@@ -77,7 +83,7 @@ _codemode() {
 
     case "${cmd}" in
         codemode)
-            opts="-v -q -h -V --config --mcp-json --verbose --quiet --help --version gen-bridge bridge exec ask serve init tools completions help"
+            opts="-v -q -h -V --config --mcp-json --verbose --quiet --help --version gen-bridge bridge exec ask serve init doctor tools completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -228,8 +234,30 @@ _codemode() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        codemode__subcmd__doctor)
+            opts="-v -q -h -V --json --config --mcp-json --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mcp-json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         codemode__subcmd__exec)
-            opts="-v -q -h -V --sandbox --timeout --memory --cpus --max-output --allow --server --stubs --env --json --allow-partial --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --sandbox --timeout --memory --cpus --disk --max-output --allow --server --stubs --env --json --allow-partial --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -248,6 +276,10 @@ _codemode() {
                     return 0
                     ;;
                 --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disk)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -321,7 +353,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__help)
-            opts="gen-bridge bridge exec ask serve init tools completions help"
+            opts="gen-bridge bridge exec ask serve init doctor tools completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -363,6 +395,20 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        codemode__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -36,6 +36,7 @@ complete -c codemode -n "__fish_codemode_needs_command" -f -a "exec" -d 'Run a P
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "doctor" -d 'Say what this machine lets each sandbox enforce: layers, limits, the script\'s user'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -69,8 +70,9 @@ complete -c codemode -n "__fish_codemode_using_subcommand exec" -l sandbox -d 'W
 docker\t''
 native\t''"
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l timeout -d 'Time limit, like 30s or 2m (default: [sandbox] timeout)' -r
-complete -c codemode -n "__fish_codemode_using_subcommand exec" -l memory -d 'Memory limit, like 512m or 1g (default: [sandbox] memory)' -r
-complete -c codemode -n "__fish_codemode_using_subcommand exec" -l cpus -d 'CPU share, like 0.5 for half a core (default: [sandbox] cpus)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l memory -d 'Memory of the whole run, like 512m or 1g, or none (default: [sandbox] memory, else 512m). A limit you set is enforced or the run is refused (exit 125); `codemode doctor` says what this machine enforces' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l cpus -d 'CPU share of the whole run, like 0.5 for half a core, 0 for none (default: [sandbox] cpus, else 0.5); enforced or refused, as --memory' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l disk -d 'Size of the workspace, a tmpfs the script\'s files live in, like 256m (default: [sandbox] disk, else 256m)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l max-output -d 'Output kept per stream, like 1m (the rest is dropped and reported)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l server -d 'Only these servers (repeatable)' -r
@@ -134,6 +136,13 @@ complete -c codemode -n "__fish_codemode_using_subcommand init" -s v -l verbose 
 complete -c codemode -n "__fish_codemode_using_subcommand init" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand init" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand init" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand doctor" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand doctor" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand doctor" -l json -d 'Print one JSON object instead of text'
+complete -c codemode -n "__fish_codemode_using_subcommand doctor" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand doctor" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c codemode -n "__fish_codemode_using_subcommand tools" -l server -d 'Only these servers (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand tools" -s s -l search -d 'Words to look for in tool names and descriptions; best matches first' -r
 complete -c codemode -n "__fish_codemode_using_subcommand tools" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
@@ -150,12 +159,13 @@ complete -c codemode -n "__fish_codemode_using_subcommand completions" -s v -l v
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init tools completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "doctor" -d 'Say what this machine lets each sandbox enforce: layers, limits, the script\'s user'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

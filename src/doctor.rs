@@ -58,8 +58,8 @@ pub async fn run(ctx: &Context, args: &DoctorArgs) -> Result<(), Error> {
         Err(err) => return Err(err),
     };
     let root = nix::unistd::geteuid().is_root();
-    let native = native_findings(&config, root).await;
-    let docker = docker_findings(&config, root).await;
+    let native = native_findings(&config).await;
+    let docker = docker_findings(&config).await;
     let auto = if docker.works {
         Some("docker")
     } else if native.works {
@@ -113,9 +113,8 @@ const DOCKER_LAYERS: [&str; 7] = [
     "python -E -s: nothing imported from the workspace before the script",
 ];
 
-async fn native_findings(config: &Config, root: bool) -> Backend {
+async fn native_findings(config: &Config) -> Backend {
     let python = config.sandbox.python.as_ref().map(std::path::PathBuf::from);
-    let script_user = script_user(root);
     let sandbox = match native::NativeSandbox::new(python) {
         Ok(sandbox) => sandbox,
         Err(err) => {
@@ -124,7 +123,7 @@ async fn native_findings(config: &Config, root: bool) -> Backend {
                 reason: Some(err.to_string()),
                 trial_run_ms: None,
                 layers: NATIVE_LAYERS.to_vec(),
-                script_user,
+                script_user: String::new(),
                 limits: Vec::new(),
             }
         }
@@ -134,8 +133,10 @@ async fn native_findings(config: &Config, root: bool) -> Backend {
         .into_iter()
         .map(|(limit, enforced)| Limit { limit, enforced })
         .collect();
+    let backend = sandbox::Backend::Native(sandbox);
+    let script_user = script_user(&backend);
     let started = Instant::now();
-    let trial = trial_run(&sandbox::Backend::Native(sandbox)).await;
+    let trial = trial_run(&backend).await;
     Backend {
         works: trial.is_ok(),
         reason: trial.err(),
@@ -146,20 +147,21 @@ async fn native_findings(config: &Config, root: bool) -> Backend {
     }
 }
 
-/// Both backends give the script the same host user.
-fn script_user(root: bool) -> String {
-    if root {
-        "a host uid of the run's own, picked at random from an unused range".into()
-    } else {
-        format!(
-            "the invoking user (uid {})",
-            nix::unistd::geteuid().as_raw()
-        )
+/// Who the backend's next script would be on the host.
+fn script_user(backend: &sandbox::Backend) -> String {
+    let me = nix::unistd::geteuid().as_raw();
+    match backend.run_user().map(|user| user.user().uid) {
+        Ok(uid) if uid == me => format!("the invoking user (uid {uid})"),
+        Ok(sandbox::SANDBOX_UID) => format!(
+            "uid {} (nobody): no unused uid range is mapped here",
+            sandbox::SANDBOX_UID
+        ),
+        Ok(_) => "a host uid of the run's own, picked at random from an unused range".into(),
+        Err(err) => format!("none: {err}"),
     }
 }
 
-async fn docker_findings(config: &Config, root: bool) -> Backend {
-    let script_user = script_user(root);
+async fn docker_findings(config: &Config) -> Backend {
     let engine = "whole run (the engine's cgroups)".to_string();
     let limits = vec![
         Limit {
@@ -183,18 +185,20 @@ async fn docker_findings(config: &Config, root: bool) -> Backend {
             enforced: "whole run (the container is killed)".into(),
         },
     ];
-    let (works, reason, trial_run_ms) =
+    let (works, reason, trial_run_ms, script_user) =
         match docker::DockerSandbox::connect_without_pull(&config.sandbox.image).await {
             Ok(sandbox) => {
+                let backend = sandbox::Backend::Docker(sandbox);
                 let started = Instant::now();
-                let trial = trial_run(&sandbox::Backend::Docker(sandbox)).await;
+                let trial = trial_run(&backend).await;
                 (
                     trial.is_ok(),
                     trial.err(),
                     Some(started.elapsed().as_millis() as u64),
+                    script_user(&backend),
                 )
             }
-            Err(err) => (false, Some(err.to_string()), None),
+            Err(err) => (false, Some(err.to_string()), None, String::new()),
         };
     Backend {
         works,
@@ -250,9 +254,9 @@ fn render(findings: &Findings) -> String {
     for (name, backend) in [("native", &findings.native), ("docker", &findings.docker)] {
         text.push('\n');
         match (&backend.reason, backend.trial_run_ms) {
-            (None, Some(ms)) => {
-                text.push_str(&format!("{name} sandbox: works (a trial run took {ms} ms)\n"))
-            }
+            (None, Some(ms)) => text.push_str(&format!(
+                "{name} sandbox: works (a trial run took {ms} ms)\n"
+            )),
             (Some(why), _) => text.push_str(&format!("{name} sandbox: does not work: {why}\n")),
             (None, None) => text.push_str(&format!("{name} sandbox: not tried\n")),
         }

@@ -38,7 +38,7 @@ pub struct Options {
     pub allow_partial: bool,
 }
 
-/// What happened, as `exec --json` prints it (DESIGN.md, "exec --json").
+/// What happened, as `exec --json` prints it (docs/ARCHITECTURE.md, "exec --json").
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub success: bool,

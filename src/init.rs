@@ -3,7 +3,7 @@
 //! It reads the `mcpServers` JSON of the desktop clients and editors it knows
 //! (or the files named with `--from`), lets the user pick servers, writes the
 //! config, and prints the entry that puts `codemode serve` into their client.
-//! Secrets found in those files become `${VAR}` references: DESIGN.md keeps
+//! Secrets found in those files become `${VAR}` references: docs/ARCHITECTURE.md ("Config") keeps
 //! them in the environment, never in codemode.toml. Without a terminal it
 //! never prompts; what it would have asked must come from flags.
 

@@ -365,6 +365,9 @@ fn cgroup_procs_files(cgroup: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The name of the process a `--json` run's script starts once it printed.
+const PRINTED: &str = "codemode-test-printed-its-line";
+
 /// `codemode exec --sandbox docker` against `host`, running a script that
 /// prints a line and then sleeps; returned once that line has arrived (with
 /// `--json`, once the script says it printed it).
@@ -393,16 +396,20 @@ impl Run {
         )
     }
 
-    /// With `--json`, nothing reaches stdout before the end: the script calls
-    /// a tool, prints its line and then leaves a file in its workspace, which
-    /// the test watches for instead.
+    /// With `--json`, nothing reaches stdout before the end, and the
+    /// workspace is the container's own: the script calls a tool, prints its
+    /// line and then starts a process named [`PRINTED`], which the test
+    /// watches the host's process list for instead.
     fn start_json(host: &str) -> Run {
         Run::launch(
             host,
             &["--timeout", "120s", "--json"],
-            "import pathlib, time\nfrom mcp_tools import news\nnews.search(query='ai')\n\
-             print('first line')\npathlib.Path('printed').touch()\ntime.sleep(30)\n\
-             print('never printed')\n",
+            &format!(
+                "import subprocess, sys, time\nfrom mcp_tools import news\nnews.search(query='ai')\n\
+                 print('first line')\n\
+                 subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {PRINTED:?}])\n\
+                 time.sleep(30)\nprint('never printed')\n"
+            ),
         )
     }
 
@@ -490,9 +497,10 @@ impl Run {
     fn wait_for_printed(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            let printed = dir_entries(self.tmp.path())
-                .iter()
-                .any(|run| self.tmp.path().join(run).join("workspace/printed").exists());
+            let printed = Command::new("pgrep")
+                .args(["-f", PRINTED])
+                .output()
+                .is_ok_and(|o| o.status.success());
             if printed {
                 std::thread::sleep(Duration::from_secs(1));
                 return true;

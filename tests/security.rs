@@ -2,8 +2,9 @@
 //! safe outcome, and every case also checks that the host is clean afterwards:
 //! no process of the run left, no run directory left.
 //!
-//! The cases run one after another within a backend, so the leftover checks see
-//! only their own run.
+//! The catalogue runs as the suite's user and, where the suite is root, as a
+//! normal user too. Each leftover check looks for its own script's
+//! processes by name, so catalogues may run side by side.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
+use common::users::{exec_json_as, shared_config, User};
 use common::{docker_ready, exec_config, exec_json, ExecRun, Workdir};
 use serde_json::Value;
 
@@ -62,6 +64,23 @@ fn ended_not_by_timeout(run: &ExecRun) -> Result<(), String> {
         Ok(())
     }
 }
+
+/// Proves there is no way out without sending anything anywhere: the
+/// interfaces and routes of the script's network namespace, and whether it
+/// may make an inet socket at all.
+const NO_WAY_OUT: &str = "\
+import socket
+interfaces = [l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:]]
+routes = open('/proc/net/route').read().splitlines()[1:]
+routes6 = [l for l in open('/proc/net/ipv6_route').read().splitlines() if l.split()[-1] != 'lo']
+print('interfaces', interfaces)
+print('routes', len(routes), len(routes6))
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+    print('inet sockets allowed')
+except OSError:
+    print('inet sockets refused')
+";
 
 fn catalogue(host_port: u16, udp_port: u16) -> Vec<Case> {
     let mut cases = vec![
@@ -182,14 +201,10 @@ fn catalogue(host_port: u16, udp_port: u16) -> Vec<Case> {
             expect_stdout("[]\n"),
         ),
         case(
-            "tcp egress",
-            "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n    print('connected')\nexcept OSError:\n    print('blocked')\n",
-            expect_stdout("blocked\n"),
-        ),
-        case(
-            "dns egress",
-            "import socket\ntry:\n    socket.getaddrinfo('example.com', 80)\n    print('resolved')\nexcept OSError:\n    print('blocked')\n",
-            expect_stdout("blocked\n"),
+            "a way off this machine",
+            NO_WAY_OUT,
+            // Both seccomp filters refuse inet sockets, too.
+            expect_stdout("interfaces ['lo']\nroutes 0 0\ninet sockets refused\n"),
         ),
         case(
             "connecting to /var/run/docker.sock",
@@ -260,8 +275,15 @@ fn leftovers(script_marker: &str) -> String {
         .join("\n")
 }
 
-fn run_catalogue(backend: &str) {
-    let work = Workdir::with_config(&exec_config());
+/// Runs every case with codemode started by the suite, or by `user`: a
+/// normal user, whose runs get the default limits (a memory limit a normal
+/// user sets is refused where no cgroup is theirs; `tests/users.rs` covers
+/// that).
+fn run_catalogue(backend: &str, user: Option<&User>) {
+    let work = match user {
+        None => Workdir::with_config(&exec_config()),
+        Some(_) => Workdir::shared(&shared_config("")),
+    };
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     tcp.set_nonblocking(true).unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -273,19 +295,25 @@ fn run_catalogue(backend: &str) {
 
     let mut failures = Vec::new();
     for case in cases {
-        let mut args: Vec<&str> = vec!["--timeout", "4s", "--memory", "256m"];
+        let mut args: Vec<&str> = vec!["--timeout", "4s"];
+        if user.is_none() {
+            args.extend(["--memory", "256m"]);
+        }
         args.extend(case.args.iter().map(String::as_str));
         let run = {
             // The secret is in codemode's own environment: it must not reach the script.
             std::env::set_var("CODEMODE_TEST_HOST_SECRET", "s3cr3t-host-value");
-            exec_json(&work, backend, &case.script, &args)
+            match user {
+                None => exec_json(&work, backend, &case.script, &args),
+                Some(user) => exec_json_as(user, &work, backend, &case.script, &args),
+            }
         };
         if let Err(why) = (case.check)(&run) {
             failures.push(format!("{}: {why}", case.name));
         }
         std::thread::sleep(Duration::from_millis(300));
         // A daemon that escaped would still be sleeping now, under this name.
-        let left = leftovers(&format!("/workspace/case_{backend}_"));
+        let left = leftovers(&format!("/workspace/{}", run.script));
         if !left.is_empty() {
             failures.push(format!("{}: processes left behind:\n{left}", case.name));
         }
@@ -319,7 +347,7 @@ fn run_catalogue(backend: &str) {
 
 #[test]
 fn native_sandbox_contains_every_hostile_script() {
-    run_catalogue("native");
+    run_catalogue("native", None);
 }
 
 #[test]
@@ -327,7 +355,23 @@ fn docker_sandbox_contains_every_hostile_script() {
     if !docker_ready() {
         return;
     }
-    run_catalogue("docker");
+    run_catalogue("docker", None);
+}
+
+#[test]
+fn native_sandbox_contains_every_hostile_script_of_a_normal_user() {
+    if let Some((alice, _)) = User::others() {
+        run_catalogue("native", Some(&alice));
+    }
+}
+
+#[test]
+fn docker_sandbox_contains_every_hostile_script_of_a_normal_user() {
+    if let Some((alice, _)) = User::others() {
+        if docker_ready() {
+            run_catalogue("docker", Some(&alice.with_docker()));
+        }
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `codemode ask`: an LLM → code → sandbox loop (DESIGN.md, "The `ask` loop").
+//! `codemode ask`: an LLM → code → sandbox loop (docs/ARCHITECTURE.md, "The `ask` loop").
 //!
 //! Each step the model answers the signature below with its reasoning and
 //! either a script or the final answer. A script is checked (it parses, it

@@ -1,5 +1,5 @@
 //! What a tool call returns to Python: one JSON value, mapped from MCP's
-//! `CallToolResult` by the contract in DESIGN.md ("Result mapping").
+//! `CallToolResult` by the contract in docs/ARCHITECTURE.md ("Result mapping").
 
 use rmcp::model::CallToolResult;
 use serde_json::{json, Map, Value};

@@ -2,7 +2,7 @@
 //! names.
 //!
 //! One fresh container per run, created from the configured image with every
-//! isolation knob Docker has turned to its tightest (DESIGN.md, "Sandboxes"):
+//! isolation knob Docker has turned to its tightest (docs/ARCHITECTURE.md, "Sandboxes"):
 //! no network, all capabilities dropped, no-new-privileges, a seccomp
 //! allowlist (sockets only of family AF_UNIX, no ptrace, no io_uring: the same
 //! rules as the native sandbox), a read-only root, a sized tmpfs `/tmp`, the
@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     host_user, Finished, HostUser, OutputSink, RunSpec, RunUser, SandboxError, Stream,
-    BRIDGE_SOCKET_NAME, PROC_MASKED_FILES, PYTHON_FLAGS, SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE, WORKSPACE_INODES,
+    BRIDGE_SOCKET_NAME, PROC_MASKED_FILES, PYTHON_FLAGS, SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE,
+    WORKSPACE_INODES,
 };
 
 mod seccomp;
@@ -1300,33 +1301,33 @@ mod tests {
         let Some(h) = harness("network").await else {
             return;
         };
-        let script = r#"
-import socket
-try:
-    socket.create_connection(("1.1.1.1", 53), timeout=3)
-    print("tcp: connected")
-except OSError as e:
-    print("tcp: blocked")
-try:
-    socket.getaddrinfo("example.com", 80)
-    print("dns: resolved")
-except OSError as e:
-    print("dns: blocked")
-try:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.sendto(b"x", ("1.1.1.1", 53))
-    print("udp: sent")
-except OSError as e:
-    print("udp: blocked")
-import os
+        // Nothing is aimed off this machine: no interface but loopback and
+        // no route prove there is no way out; a listener on the host's
+        // loopback proves that the container's 127.0.0.1 is its own.
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        let script = format!(
+            r#"
+import os, socket
 print("interfaces:", sorted(os.listdir("/sys/class/net")))
-"#;
-        let (finished, out) = h.run(&job(script)).await;
+routes = open("/proc/net/route").read().splitlines()[1:]
+routes6 = [l for l in open("/proc/net/ipv6_route").read().splitlines() if l.split()[-1] != "lo"]
+print("routes:", len(routes), len(routes6))
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3)
+    print("host loopback: connected")
+except OSError:
+    print("host loopback: refused")
+"#
+        );
+        let (finished, out) = h.run(&job(&script)).await;
         assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
         assert_eq!(
             out.stdout,
-            "tcp: blocked\ndns: blocked\nudp: blocked\ninterfaces: ['lo']\n"
+            "interfaces: ['lo']\nroutes: 0 0\nhost loopback: refused\n"
         );
+        assert!(tcp.accept().is_err(), "a connection reached the host");
     }
 
     #[tokio::test]
@@ -1588,6 +1589,27 @@ for path in ["/etc/x", "/usr/x", "/x", "/run/codemode/x", "/workspace/out.txt", 
         );
         // The workspace is the container's own tmpfs: nothing reached the host.
         assert!(!job.dir.inputs().join("out.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn the_interpreter_imports_nothing_from_the_workspace_before_the_script() {
+        let Some(h) = harness("planted").await else {
+            return;
+        };
+        let mut job = job("import sys\nprint('script', 'sitecustomize' in sys.modules)\n");
+        for (name, text) in [
+            ("sitecustomize.py", "print('planted')\n"),
+            ("usercustomize.py", "print('planted')\n"),
+            ("encodings.py", "raise SystemExit(9)\n"),
+        ] {
+            job.dir.write(name, text).unwrap();
+        }
+        job.spec
+            .env
+            .insert("PYTHONPATH".into(), "/workspace".into());
+        let (finished, out) = h.run(&job).await;
+        assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout, "script False\n");
     }
 
     #[tokio::test]

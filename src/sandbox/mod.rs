@@ -1,7 +1,7 @@
 //! Sandboxes: where a script runs, isolated from the host, with the bridge as
 //! its only way out.
 //!
-//! Every backend gives the same guarantees (DESIGN.md, "Sandboxes"): no network
+//! Every backend gives the same guarantees (docs/ARCHITECTURE.md, "Sandboxes"): no network
 //! but the bridge's Unix socket, a fresh writable workspace, everything else
 //! read-only, a sized tmpfs `/tmp`, an unprivileged user, limits on memory, CPU,
 //! processes, time and output, every process of the run gone at the end, and

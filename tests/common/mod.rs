@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod users;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -80,6 +82,17 @@ impl Workdir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("codemode.toml"), text).expect("write config");
         Workdir { dir }
+    }
+
+    /// As [`Workdir::with_config`], readable by every user.
+    pub fn shared(text: &str) -> Workdir {
+        let work = Workdir::with_config(text);
+        std::fs::set_permissions(
+            work.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        work
     }
 
     pub fn path(&self) -> &Path {
@@ -328,6 +341,8 @@ pub struct ExecRun {
     pub code: i32,
     pub stderr: String,
     pub tmp: tempfile::TempDir,
+    /// The script's file name, which its processes carry in their argv.
+    pub script: String,
 }
 
 pub fn exec_json(work: &Workdir, backend: &str, script: &str, extra: &[&str]) -> ExecRun {
@@ -360,6 +375,7 @@ pub fn exec_json(work: &Workdir, backend: &str, script: &str, extra: &[&str]) ->
         code: output.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         tmp,
+        script: name,
     }
 }
 

@@ -77,7 +77,6 @@ pub enum MountStep {
     },
 }
 
-
 /// What a host path is, as far as planning cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEntry {

@@ -450,6 +450,39 @@ for path in ['/x', '/usr/x', '/etc/x', '/etc/passwd', '/run/codemode/x', '/proc/
 }
 
 #[tokio::test]
+async fn the_interpreter_imports_nothing_from_the_workspace_before_the_script() {
+    let _shared = HOST_PROCESSES.read().await;
+    let dirs = dirs();
+    // What a hijacker would plant: both run at start-up if the workspace is
+    // on the path then (PYTHONPATH) or if site reads it.
+    dirs.dir
+        .write("sitecustomize.py", "print('planted')\n")
+        .unwrap();
+    dirs.dir
+        .write("usercustomize.py", "print('planted')\n")
+        .unwrap();
+    dirs.dir
+        .write("encodings.py", "raise SystemExit(9)\n")
+        .unwrap();
+    let mut spec = spec(
+        &dirs,
+        "import sys\nprint('script', 'sitecustomize' in sys.modules)",
+        quick(),
+    );
+    spec.env.insert("PYTHONPATH".into(), "/workspace".into());
+    spec.env
+        .insert("PYTHONSTARTUP".into(), "/workspace/sitecustomize.py".into());
+    let sink = OutputSink::new(1 << 20, None);
+    let finished = sandbox()
+        .run(&spec, &sink, CancellationToken::new())
+        .await
+        .unwrap();
+    let out = sink.captured();
+    assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "script False\n");
+}
+
+#[tokio::test]
 async fn the_workspace_holds_the_inputs_and_is_sized_by_the_disk_limit() {
     let _shared = HOST_PROCESSES.read().await;
     let dirs = dirs();
