@@ -207,6 +207,11 @@ fn catalogue(host_port: u16, udp_port: u16) -> Vec<Case> {
             expect_stdout("interfaces ['lo']\nroutes 0 0\ninet sockets refused\n"),
         ),
         case(
+            "watching the host's commands run with inotify",
+            "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nfd = libc.inotify_init1(0)\nprint('refused' if fd < 0 else libc.inotify_add_watch(fd, b'/usr/bin', 0x20))\n",
+            expect_stdout("refused\n"),
+        ),
+        case(
             "connecting to /var/run/docker.sock",
             "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('/var/run/docker.sock')\n    print('connected')\nexcept OSError:\n    print('blocked')\n",
             expect_stdout("blocked\n"),

@@ -165,6 +165,11 @@ pub fn rules() -> Vec<Rule> {
         sys!(SYS_add_key),
         sys!(SYS_request_key),
         sys!(SYS_fanotify_init),
+        // The system directories are the host's own, bound read-only: a
+        // watch on them would show which host commands run, and when.
+        x86_64_sys!(SYS_inotify_init),
+        sys!(SYS_inotify_init1),
+        sys!(SYS_inotify_add_watch),
         // Memory the kernel itself cannot read, and NUMA placement, which
         // moves other processes' pages and has had its share of bugs.
         sys!(SYS_memfd_secret),
