@@ -1596,7 +1596,7 @@ for path in ["/etc/x", "/usr/x", "/x", "/run/codemode/x", "/workspace/out.txt", 
         let Some(h) = harness("planted").await else {
             return;
         };
-        let mut job = job("import sys\nprint('script', 'sitecustomize' in sys.modules)\n");
+        let mut job = job("import sys\nprint('script', [n for n, m in sys.modules.items() if (getattr(m, '__file__', None) or '').startswith('/workspace/') and n != '__main__'])\n");
         for (name, text) in [
             ("sitecustomize.py", "print('planted')\n"),
             ("usercustomize.py", "print('planted')\n"),
@@ -1609,7 +1609,7 @@ for path in ["/etc/x", "/usr/x", "/x", "/run/codemode/x", "/workspace/out.txt", 
             .insert("PYTHONPATH".into(), "/workspace".into());
         let (finished, out) = h.run(&job).await;
         assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
-        assert_eq!(out.stdout, "script False\n");
+        assert_eq!(out.stdout, "script []\n");
     }
 
     #[tokio::test]

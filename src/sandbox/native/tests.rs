@@ -466,7 +466,7 @@ async fn the_interpreter_imports_nothing_from_the_workspace_before_the_script() 
         .unwrap();
     let mut spec = spec(
         &dirs,
-        "import sys\nprint('script', 'sitecustomize' in sys.modules)",
+        "import sys\nprint('script', [n for n, m in sys.modules.items() if (getattr(m, '__file__', None) or '').startswith('/workspace/') and n != '__main__'])",
         quick(),
     );
     spec.env.insert("PYTHONPATH".into(), "/workspace".into());
@@ -479,7 +479,7 @@ async fn the_interpreter_imports_nothing_from_the_workspace_before_the_script() 
         .unwrap();
     let out = sink.captured();
     assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout, "script False\n");
+    assert_eq!(out.stdout, "script []\n");
 }
 
 #[tokio::test]
