@@ -142,7 +142,7 @@ fn cases() -> Vec<(&'static str, Who)> {
 /// of the victim it can find; prints one JSON object of outcomes.
 const ATTACK: &str = r#"
 import json, os, socket, sys
-tmp, victim = sys.argv[1], int(sys.argv[2])
+tmp, victim, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 found = {"runs": 0, "processes": 0}
 succeeded = []
 def attempt(what, action):
@@ -170,7 +170,8 @@ for name in os.listdir(tmp):
         attempt("list %s/%s" % (name, sub), lambda: os.listdir(os.path.join(run, sub)))
     attempt("plant sitecustomize.py", lambda: plant(os.path.join(run, "inputs", "sitecustomize.py")))
     attempt("plant mcp_tools.py", lambda: plant(os.path.join(run, "inputs", "mcp_tools.py")))
-    attempt("read the script", lambda: open(os.path.join(run, "inputs", "victim.py")).read())
+    for script in ["victim.py", "main.py"]:
+        attempt("read " + script, lambda: open(os.path.join(run, "inputs", script)).read())
     attempt("connect to the bridge", lambda: connect(os.path.join(run, "bridge", "bridge.sock")))
 for pid in os.listdir("/proc"):
     # This script's own command line names the marker too.
@@ -183,7 +184,7 @@ for pid in os.listdir("/proc"):
     uids = [l.split()[1:] for l in status.splitlines() if l.startswith("Uid:")][0]
     if str(victim) not in uids and victim != -1:
         continue
-    if "victim_marker" not in open("/proc/%s/cmdline" % pid).read():
+    if marker not in open("/proc/%s/cmdline" % pid).read():
         continue
     found["processes"] += 1
     attempt("read environ of %s" % pid, lambda: open("/proc/%s/environ" % pid, "rb").read())
@@ -216,8 +217,9 @@ fn start_victim(place: &Place, who: &Who, backend: &str, sleep: &str) -> Child {
         .unwrap()
 }
 
-/// Waits until the victim's run directory exists and its script runs.
-fn wait_for_live_run(place: &Place) {
+/// Waits until the victim's run directory exists and its script (named
+/// `script` in the workspace) runs.
+fn wait_for_live_run(place: &Place, script: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let runs = std::fs::read_dir(place.tmp.path())
@@ -226,7 +228,7 @@ fn wait_for_live_run(place: &Place) {
             .any(|e| e.file_name().to_string_lossy().starts_with("codemode-run-"));
         // The script itself, not just the codemode that runs it.
         let script = Command::new("pgrep")
-            .args(["-f", "/workspace/victim.py"])
+            .args(["-f", &format!("/workspace/{script}")])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
@@ -238,12 +240,15 @@ fn wait_for_live_run(place: &Place) {
     panic!("the victim's run never started");
 }
 
-fn attack(place: &Place, attacker: &User, victim_uid: Option<u32>) -> Value {
+/// Runs [`ATTACK`] as `attacker` against the runs in `place` and the
+/// processes whose command line holds `marker`.
+fn attack(place: &Place, attacker: &User, victim_uid: Option<u32>, marker: &str) -> Value {
     let out = attacker
         .command(Path::new("/usr/bin/python3"), place.tmp.path())
         .args(["-c", ATTACK])
         .arg(place.tmp.path())
         .arg(victim_uid.map_or("-1".to_string(), |u| u.to_string()))
+        .arg(marker)
         .output()
         .unwrap();
     assert!(
@@ -266,8 +271,8 @@ fn assert_attack_fails(backend: &str, victim: Who) {
         Who::Suite => None,
     };
     let child = start_victim(&place, &victim, backend, "3");
-    wait_for_live_run(&place);
-    let outcome = attack(&place, &mallory, victim_uid);
+    wait_for_live_run(&place, "victim.py");
+    let outcome = attack(&place, &mallory, victim_uid, "victim_marker");
     let run = Run::from(child.wait_with_output().unwrap());
 
     assert_eq!(outcome["found"]["runs"], 1, "{outcome}");
@@ -287,6 +292,105 @@ fn assert_attack_fails(backend: &str, victim: Who) {
         "{run}"
     );
     place.assert_clean();
+}
+
+/// As [`assert_attack_fails`], against a run of `codemode serve --http`
+/// that an MCP client (the Python SDK's) asked for.
+fn assert_attack_on_serve_fails(victim: Who) {
+    let Some((_, mallory)) = User::others() else {
+        eprintln!("skipped: needs root to make two users");
+        return;
+    };
+    let Some(python) = common::mcp_python() else {
+        return;
+    };
+    let place = Place::new("");
+    let victim_uid = match &victim {
+        Who::User(user) => Some(user.uid),
+        Who::Suite => None,
+    };
+    let mut serve = place
+        .codemode(&victim)
+        .args(["serve", "--sandbox", "native", "--http", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = serve_url(&mut serve);
+    let code = VICTIM.replace("float(sys.argv[1])", "3");
+    let body = format!(
+        r#"
+async def main():
+    async with client() as c:
+        r = await c.call_tool("execute_python", {{"code": {code:?}}})
+        done({{"stdout": r.structured_content["stdout"], "success": r.structured_content["success"]}})
+"#
+    );
+    let (mut command, _dir) = common::python_client_command(&python, &url, &body, &[]);
+    let client = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_live_run(&place, "main.py");
+    let outcome = attack(&place, &mallory, victim_uid, "/workspace/main.py");
+    let output = client.wait_with_output().unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+
+    assert_eq!(outcome["found"]["runs"], 1, "{outcome}");
+    assert!(
+        outcome["found"]["processes"].as_u64().unwrap_or(0) >= 1,
+        "the attacker found no process of the run to attack: {outcome}"
+    );
+    assert_eq!(
+        outcome["succeeded"],
+        Value::Array(vec![]),
+        "serve run of {victim:?}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            r#"RESULT {"stdout": "['main.py', 'mcp_tools.py']\nTrue\n", "success": true}"#
+        ),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    place.assert_clean();
+}
+
+/// The URL `codemode serve --http` announces on stderr.
+fn serve_url(serve: &mut Child) -> String {
+    use std::io::BufRead;
+    let stderr = serve.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.strip_prefix("codemode serve on ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("codemode serve did not announce its address")
+}
+
+#[test]
+fn another_user_cannot_reach_a_normal_users_serve_run() {
+    if let Some((alice, _)) = User::others() {
+        assert_attack_on_serve_fails(Who::User(alice));
+    }
+}
+
+#[test]
+fn another_user_cannot_reach_roots_serve_run() {
+    if running_as_root() {
+        assert_attack_on_serve_fails(Who::Suite);
+    }
 }
 
 #[test]
