@@ -507,23 +507,32 @@ fn a_default_the_host_cannot_enforce_is_said_once() {
     }
 }
 
-/// Four threads spinning for two seconds of wall time; prints the CPU
+/// Four processes of two threads each, spinning for two seconds of wall
+/// time (threads alone would share one core under the GIL); prints the CPU
 /// seconds they used.
 const CPU_BURNER: &str = "\
-import threading, time, os
+import os, threading, time
 def spin():
     end = time.monotonic() + 2
     while time.monotonic() < end:
         pass
-threads = [threading.Thread(target=spin) for _ in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
+children = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        threads = [threading.Thread(target=spin) for _ in range(2)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
 t = os.times()
-print(round(t.user + t.system, 2))
+print(round(t.children_user + t.children_system, 2))
 ";
 
 #[test]
-fn a_cpu_share_is_enforced_for_all_threads_or_refused() {
+fn a_cpu_share_is_enforced_for_all_processes_and_threads_or_refused() {
     for (backend, who) in cases() {
         let place = Place::new("");
         let reach = enforced(&place, &who, backend, "cpus");
@@ -532,7 +541,7 @@ fn a_cpu_share_is_enforced_for_all_threads_or_refused() {
             assert_eq!(run.code, 0, "{run}");
             let used: f64 = run.stdout().trim().parse().unwrap();
             // Half a core for two seconds is one CPU second; unlimited, the
-            // four threads would use about four on two cores. The bound
+            // four processes would use about four on two cores. The bound
             // allows for scheduling slack on a loaded machine.
             assert!(used < 2.0, "{backend} {who:?} used {used} CPU s: {run}");
         } else {
