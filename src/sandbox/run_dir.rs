@@ -16,10 +16,12 @@ use super::HostUser;
 /// Removed on [`RunDir::remove`], or, best effort, when dropped.
 #[derive(Debug)]
 pub struct RunDir {
-    root: Option<PathBuf>,
+    root: PathBuf,
     inputs: PathBuf,
     bridge: PathBuf,
     owner: HostUser,
+    /// Set by [`RunDir::remove`], so that drop does not try again.
+    removed: bool,
 }
 
 impl RunDir {
@@ -33,11 +35,12 @@ impl RunDir {
         let dir = RunDir {
             inputs: root.join("inputs"),
             bridge: root.join("bridge"),
-            root: Some(root),
+            root,
             owner,
+            removed: false,
         };
         // From here on a failure removes what was made (Drop).
-        let root = dir.root();
+        let root = &dir.root;
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
         std::fs::create_dir(&dir.inputs)?;
         std::fs::create_dir(&dir.bridge)?;
@@ -50,10 +53,6 @@ impl RunDir {
             dir.give(path)?;
         }
         Ok(dir)
-    }
-
-    fn root(&self) -> &Path {
-        self.root.as_deref().unwrap_or(Path::new("/nonexistent"))
     }
 
     /// The run's starting files, copied into its workspace.
@@ -90,10 +89,8 @@ impl RunDir {
     /// Removes the directory; an error says what is left behind, so that a
     /// caller can report it instead of keeping it silently.
     pub fn remove(mut self) -> std::io::Result<()> {
-        match self.root.take() {
-            Some(root) => remove(&root),
-            None => Ok(()),
-        }
+        self.removed = true;
+        remove(&self.root)
     }
 }
 
@@ -111,8 +108,8 @@ fn remove(root: &Path) -> std::io::Result<()> {
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        if let Some(root) = self.root.take() {
-            if let Err(err) = remove(&root) {
+        if !self.removed {
+            if let Err(err) = remove(&self.root) {
                 tracing::warn!("{err}");
             }
         }
