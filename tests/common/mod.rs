@@ -362,20 +362,31 @@ pub fn exec_json(work: &Workdir, backend: &str, script: &str, extra: &[&str]) ->
         .arg(&name)
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!(
-            "no JSON report (exit {:?}): {}\n{}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    ExecRun {
-        report,
-        code: output.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        tmp,
-        script: name,
+    ExecRun::from_output(&output, tmp, name)
+}
+
+impl ExecRun {
+    /// What `exec --json` of the script `script` printed and ended with.
+    pub fn from_output(
+        output: &std::process::Output,
+        tmp: tempfile::TempDir,
+        script: String,
+    ) -> ExecRun {
+        let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+            panic!(
+                "no JSON report (exit {:?}): {}\n{}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        ExecRun {
+            report,
+            code: output.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            tmp,
+            script,
+        }
     }
 }
 

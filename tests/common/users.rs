@@ -149,19 +149,5 @@ pub fn exec_json_as(
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!(
-            "no JSON report (exit {:?}): {}\n{}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    ExecRun {
-        report,
-        code: output.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        tmp,
-        script: name,
-    }
+    ExecRun::from_output(&output, tmp, name)
 }
