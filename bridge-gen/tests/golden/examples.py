@@ -422,45 +422,6 @@ class FetchLatestResult(TypedDict):
     articles: List["FetchLatestResultArticlesItem"]
 
 
-class GetArticleResult(TypedDict):
-    # Stable identifier such as "tech-001"; pass it to get_article.
-    id: str
-    # Headline.
-    title: str
-    # Section the article belongs to.
-    category: Literal["technology", "science", "business", "health", "sports", "world"]
-    # Publication that ran the article.
-    source: str
-    # Publication time, ISO 8601 in UTC, e.g. "2026-11-19T08:30:00Z".
-    published: str
-    # Link to the article.
-    url: str
-    # Full text of the article, a few paragraphs of plain prose.
-    body: str
-
-
-class SearchResultArticlesItem(TypedDict):
-    # Stable identifier such as "tech-001"; pass it to get_article.
-    id: str
-    # Headline.
-    title: str
-    # Section the article belongs to.
-    category: Literal["technology", "science", "business", "health", "sports", "world"]
-    # Publication that ran the article.
-    source: str
-    # Publication time, ISO 8601 in UTC, e.g. "2026-11-19T08:30:00Z".
-    published: str
-    # Link to the article.
-    url: str
-    # Full text of the article, a few paragraphs of plain prose.
-    body: str
-
-
-class SearchResult(TypedDict):
-    # The matching articles, best first.
-    articles: List["SearchResultArticlesItem"]
-
-
 class KeywordsResult(TypedDict):
     # Keywords, most frequent first, lowercase.
     keywords: List[str]
@@ -495,7 +456,7 @@ class _NewsServer:
         """
         return _invoke("news", "fetch_latest", {"category": category}, {"limit": limit})  # type: ignore[no-any-return]
 
-    def get_article(self, id: str) -> GetArticleResult:
+    def get_article(self, id: str) -> FetchLatestResultArticlesItem:
         """Get one article by its id. Returns the article object (id, title, category, source, published, url, body); fails if no article has that id.
 
         Args:
@@ -503,7 +464,7 @@ class _NewsServer:
         """
         return _invoke("news", "get_article", {"id": id})  # type: ignore[no-any-return]
 
-    def search(self, query: str, *, limit: Optional[int] = None) -> SearchResult:
+    def search(self, query: str, *, limit: Optional[int] = None) -> FetchLatestResult:
         """Search all sections for articles containing every word of the query in the title or body, ranked by how often the words occur (newest first among equals). Returns {"articles": [...]} with full articles; an empty list when nothing matches.
 
         Args:
