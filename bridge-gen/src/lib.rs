@@ -91,7 +91,10 @@ pub struct ManifestDiff {
 /// Deterministic: servers and tools are sorted by their original names, so a
 /// review diff shows only real changes. Never panics, whatever the schemas hold;
 /// parts of a schema it cannot express become `Any`. A server or tool name that
-/// appears twice is generated once (the first occurrence wins).
+/// appears twice is generated once (the first occurrence wins). Object types
+/// that would render the same but for their names are defined once, under the
+/// name of their first occurrence, across tools and servers, so the model reads
+/// each shape once.
 pub fn generate(servers: &[ServerTools]) -> String {
     render::module(servers)
 }
@@ -113,7 +116,8 @@ pub fn diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> M
 /// (`news_api.fetch_latest`).
 ///
 /// The names are worked out for this tool alone; in a full module a collision
-/// with a sibling tool can add a `_2` suffix that this does not know about.
+/// with a sibling tool can add a `_2` suffix that this does not know about, and
+/// a shape the tool shares with a tool before it carries that tool's name.
 pub fn tool_signature(server: &str, tool: &ToolSpec, detail: Detail) -> String {
     render::signature(server, tool, detail)
 }

@@ -27,7 +27,7 @@ const MAX_LITERALS: usize = 256;
 const MAX_CLASS_NAME: usize = 80;
 
 /// A Python type hint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum PyType {
     Any,
     Str,
@@ -45,7 +45,7 @@ pub(crate) enum PyType {
 }
 
 /// A value a `Literal[...]` can hold.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Lit {
     Str(String),
     /// The integer's decimal spelling (Python ints have no size limit).
@@ -150,7 +150,7 @@ impl Lit {
 }
 
 /// One key of a `TypedDict`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Field {
     pub key: String,
     pub ty: PyType,
@@ -163,18 +163,41 @@ pub(crate) struct Field {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TypedDictDef {
     pub name: String,
-    /// What the schema calls the model (its `title`, else the name hint):
-    /// two objects with the same identity and fields are one `TypedDict`.
-    pub identity: String,
+    /// Everything the definition renders apart from its name; two objects
+    /// with the same fields are one `TypedDict` (see [`Registry`]).
     pub fields: Vec<Field>,
 }
 
 /// The module's `TypedDict`s, in an order where each is defined after the
 /// ones it uses (except for recursion, which the quoted hints cover).
+///
+/// Structurally identical objects are defined once, wherever they occur (in
+/// one tool, across tools, across servers). Two objects are identical when
+/// their fields are: the same keys in the same order, each with the same
+/// hint, the same required-ness and the same comment (the summary of the
+/// property's description that the definition shows): the rendered
+/// definitions are the same text but for the name. Comments take part
+/// because they are what the model reads about a field: shapes that differ
+/// only in their descriptions stay apart, so merging never drops or
+/// misattributes a description. Nested objects are converted (and merged)
+/// before the object holding them, so their hints already name the merged
+/// type and identical nesting collapses level by level. The schemas'
+/// `title`s and the tools' names do not count: they are not rendered, and
+/// TypedDicts are structural types anyway.
+///
+/// The merged type keeps the name of its first occurrence in module order
+/// (servers, then tools, by original name; input before output; fields in
+/// their order), which is where a reader of the module meets it first; the
+/// names later occurrences would have had are given back. Which occurrence
+/// comes first depends only on the sorted input, so the output stays
+/// deterministic, and a type that is not merged keeps its name.
 #[derive(Debug)]
 pub(crate) struct Registry {
     names: Namespace,
     pub defs: Vec<TypedDictDef>,
+    /// Each definition's fields → its index in `defs`, to find an identical
+    /// earlier definition without comparing against every one.
+    by_fields: HashMap<Vec<Field>, usize>,
     /// `$defs` entries already converted, keyed by their content and that of
     /// the document they live in, so several tools sharing a model share
     /// one `TypedDict`.
@@ -186,6 +209,7 @@ impl Registry {
         Registry {
             names,
             defs: Vec::new(),
+            by_fields: HashMap::new(),
             shared: HashMap::new(),
         }
     }
@@ -426,26 +450,18 @@ impl<'r, 'v> Converter<'r, 'v> {
 
     fn inline_typed_dict(&mut self, map: &Map<String, Value>, hint: &str, depth: usize) -> PyType {
         let name = self.registry.names.claim(&class_name(hint), Style::Camel);
-        self.typed_dict(name, map, hint, depth)
+        self.typed_dict(name, map, depth)
     }
 
     /// Defines the `TypedDict` `name` (already claimed) from an object
-    /// schema, or reuses an identical one defined before.
+    /// schema, or reuses an identical one defined before (the rule is on
+    /// [`Registry`]).
     ///
     /// Reuse is safe: an identical earlier definition can only refer to
     /// older names, so nothing built here refers to `name`, which is given
-    /// back.
-    fn typed_dict(
-        &mut self,
-        name: String,
-        map: &Map<String, Value>,
-        hint: &str,
-        depth: usize,
-    ) -> PyType {
-        let identity = match map.get("title").and_then(Value::as_str) {
-            Some(title) => naming::camel(title, "Model"),
-            None => class_name(hint),
-        };
+    /// back. For the same reason a recursive object, whose fields name
+    /// itself, is never merged with an earlier one of the same structure.
+    fn typed_dict(&mut self, name: String, map: &Map<String, Value>, depth: usize) -> PyType {
         let mut fields = Vec::new();
         for (key, prop, required) in object_properties(map) {
             let hint = format!("{name}{}", naming::camel(key, "Value"));
@@ -458,19 +474,16 @@ impl<'r, 'v> Converter<'r, 'v> {
                 comment: docs::summary_line(description),
             });
         }
-        let existing = self
-            .registry
-            .defs
-            .iter()
-            .find(|d| d.identity == identity && d.fields == fields);
-        if let Some(existing) = existing {
-            let reused = PyType::Named(existing.name.clone());
+        if let Some(&existing) = self.registry.by_fields.get(&fields) {
+            let reused = PyType::Named(self.registry.defs[existing].name.clone());
             self.registry.names.release(&name);
             return reused;
         }
+        self.registry
+            .by_fields
+            .insert(fields.clone(), self.registry.defs.len());
         self.registry.defs.push(TypedDictDef {
             name: name.clone(),
-            identity,
             fields,
         });
         PyType::Named(name)
@@ -506,7 +519,7 @@ impl<'r, 'v> Converter<'r, 'v> {
                     reference.to_string(),
                     RefState::InProgress(Some(name.clone())),
                 );
-                self.typed_dict(name, map, &hint, depth + 1)
+                self.typed_dict(name, map, depth + 1)
             }
             _ => {
                 self.refs
@@ -964,6 +977,36 @@ mod tests {
             ("Point".into(), "Point".into())
         );
         assert_eq!(registry.defs.len(), 1);
+    }
+
+    #[test]
+    fn identical_objects_with_different_titles_share_a_typed_dict() {
+        let mut registry = Registry::new(Namespace::default());
+        for title in ["Point", "Vector"] {
+            let root = json!({"title": title, "properties": {"x": {"type": "number"}}});
+            Converter::new(&mut registry, &root).convert(&root, title);
+        }
+        let names: Vec<&str> = registry.defs.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["Point"]);
+    }
+
+    #[test]
+    fn identical_recursive_objects_stay_apart() {
+        let mut registry = Registry::new(Namespace::default());
+        // Two documents that differ elsewhere, so the second does not reuse
+        // the first one's `$defs` conversion.
+        for other in ["A", "B"] {
+            let root = json!({
+                "$defs": {
+                    "Node": {"properties": {"next": {"$ref": "#/$defs/Node"}}},
+                    other: {"type": "string"},
+                },
+                "properties": {"head": {"$ref": "#/$defs/Node"}},
+            });
+            Converter::new(&mut registry, &root).convert(&root["properties"]["head"], "Tool");
+        }
+        let names: Vec<&str> = registry.defs.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["Node", "Node2"]);
     }
 
     #[test]

@@ -127,6 +127,27 @@ fn full_detail_is_the_def_with_its_typed_dicts_and_docstring() {
 }
 
 #[test]
+fn full_detail_defines_a_shape_two_parameters_share_once() {
+    let point =
+        json!({"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]});
+    let tool: ToolSpec = serde_json::from_value(json!({
+        "name": "draw",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"start": point, "end": point},
+            "required": ["start", "end"],
+        },
+    }))
+    .expect("tool");
+    let full = tool_signature("canvas", &tool, Detail::Full);
+    assert_eq!(full.matches("(TypedDict)").count(), 1, "{full}");
+    assert!(
+        full.contains("def draw(start: DrawStart, end: DrawStart) -> Any:"),
+        "{full}"
+    );
+}
+
+#[test]
 fn summary_line_is_public_and_trims() {
     assert_eq!(summary_line(Some("  One.  Two. ")), "One.");
     assert_eq!(summary_line(None), "");

@@ -166,6 +166,169 @@ fn mixed_required_and_optional_keys_use_a_total_base_class() {
     assert!(!m.contains("NotRequired"));
 }
 
+/// The `TypedDict`s a module defines, in order (the all-required and
+/// all-optional ones these tests use).
+fn shapes(module: &str) -> Vec<&str> {
+    module
+        .lines()
+        .filter_map(|l| l.strip_prefix("class "))
+        .filter(|l| l.contains("(TypedDict"))
+        .filter_map(|l| l.split('(').next())
+        .collect()
+}
+
+/// An object schema with two required string keys, the first described.
+fn article(id_description: &str) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": id_description},
+            "title": {"type": "string"},
+        },
+        "required": ["id", "title"],
+    })
+}
+
+fn returning(tool: &str, output: Value) -> Value {
+    json!({"name": tool, "outputSchema": output})
+}
+
+#[test]
+fn two_tools_returning_identical_objects_share_one_typed_dict() {
+    let m = module(json!([{"name": "srv", "tools": [
+        returning("get", article("Stable id.")),
+        returning("latest", article("Stable id.")),
+    ]}]));
+    assert_eq!(shapes(&m), ["GetResult"], "{m}");
+    assert_has(&m, "def get(self) -> GetResult:");
+    assert_has(&m, "def latest(self) -> GetResult:");
+}
+
+#[test]
+fn objects_that_differ_in_structure_stay_separate() {
+    let same = article("Stable id.");
+    let mut other_type = same.clone();
+    other_type["properties"]["title"]["type"] = json!("integer");
+    let mut other_required = same.clone();
+    other_required["required"] = json!(["id"]);
+    let mut other_key = same.clone();
+    other_key["properties"]["name"] = other_key["properties"]["title"].take();
+    other_key["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("title");
+    other_key["required"] = json!(["id", "name"]);
+    let mut other_order = same.clone();
+    other_order["required"] = json!(["title", "id"]);
+    for other in [other_type, other_required, other_key, other_order] {
+        let m = module(json!([{"name": "srv", "tools": [
+            returning("a", same.clone()),
+            returning("b", other.clone()),
+        ]}]));
+        assert!(m.contains("def b(self) -> BResult:"), "{other}:\n{m}");
+        assert!(
+            m.contains("class BResult(") || m.contains("class _BResultRequired("),
+            "{other}:\n{m}"
+        );
+    }
+}
+
+#[test]
+fn objects_that_differ_only_in_field_descriptions_stay_separate() {
+    let m = module(json!([{"name": "srv", "tools": [
+        returning("get", article("Stable id.")),
+        returning("latest", article("Id of the newest article.")),
+    ]}]));
+    assert_eq!(shapes(&m), ["GetResult", "LatestResult"], "{m}");
+    assert_has(&m, "# Id of the newest article.\n    id: str\n");
+}
+
+#[test]
+fn identical_nested_objects_collapse_with_the_objects_holding_them() {
+    let list = json!({
+        "type": "object",
+        "properties": {"articles": {"type": "array", "items": article("Stable id.")}},
+        "required": ["articles"],
+    });
+    let m = module(json!([{"name": "srv", "tools": [
+        returning("latest", list.clone()),
+        returning("one", article("Stable id.")),
+        returning("search", list),
+    ]}]));
+    assert_eq!(
+        shapes(&m),
+        ["LatestResultArticlesItem", "LatestResult"],
+        "{m}"
+    );
+    assert_has(&m, "def one(self) -> LatestResultArticlesItem:");
+    assert_has(&m, "def search(self) -> LatestResult:");
+}
+
+#[test]
+fn identical_nested_objects_in_different_parents_are_defined_once() {
+    let with = |extra: &str| {
+        json!({
+            "type": "object",
+            "properties": {"article": article("Stable id."), extra: {"type": "integer"}},
+            "required": ["article", extra],
+        })
+    };
+    let m = module(json!([{"name": "srv", "tools": [
+        returning("a", with("count")),
+        returning("b", with("total")),
+    ]}]));
+    assert_eq!(shapes(&m), ["AResultArticle", "AResult", "BResult"], "{m}");
+    assert_has(
+        &m,
+        "class BResult(TypedDict):\n    article: \"AResultArticle\"\n",
+    );
+}
+
+#[test]
+fn identical_objects_on_two_servers_are_defined_once() {
+    let m = module(json!([
+        {"name": "alpha", "tools": [returning("get", article("Stable id."))]},
+        {"name": "beta", "tools": [returning("fetch", article("Stable id."))]},
+    ]));
+    assert_eq!(shapes(&m), ["GetResult"], "{m}");
+    assert_has(&m, "def fetch(self) -> GetResult:");
+}
+
+#[test]
+fn a_parameter_and_a_result_of_one_shape_share_the_parameters_type() {
+    let m = module(json!([{"name": "srv", "tools": [{
+        "name": "save",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"article": article("Stable id.")},
+            "required": ["article"],
+        },
+        "outputSchema": article("Stable id."),
+    }]}]));
+    assert_eq!(shapes(&m), ["SaveArticle"], "{m}");
+    assert_has(&m, "def save(self, article: SaveArticle) -> SaveArticle:");
+}
+
+#[test]
+fn a_merged_type_is_named_after_its_first_occurrence_whatever_the_input_order() {
+    let servers = |order: [usize; 2], tools: [usize; 2]| {
+        let server = |name: &str| {
+            let all = [
+                returning("a_first", article("Stable id.")),
+                returning("b_second", article("Stable id.")),
+            ];
+            json!({"name": name, "tools": [all[tools[0]].clone(), all[tools[1]].clone()]})
+        };
+        let all = [server("alpha"), server("beta")];
+        module(json!([all[order[0]].clone(), all[order[1]].clone()]))
+    };
+    let m = servers([0, 1], [0, 1]);
+    assert_eq!(shapes(&m), ["AFirstResult"], "{m}");
+    for (order, tools) in [([1, 0], [0, 1]), ([0, 1], [1, 0]), ([1, 0], [1, 0])] {
+        assert_eq!(servers(order, tools), m, "{order:?} {tools:?}");
+    }
+}
+
 #[test]
 fn the_return_type_comes_from_the_output_schema() {
     let m = one_tool(json!({

@@ -667,27 +667,6 @@ class Model(_ModelRequired, total=False):
     whole: "Model"
 
 
-_SharedArticleResultRequired = TypedDict(
-    "_SharedArticleResultRequired",
-    {
-        "Article": "Article_",
-    },
-)
-
-
-_SharedArticleResultOptional = TypedDict(
-    "_SharedArticleResultOptional",
-    {
-        "str": str,
-    },
-    total=False,
-)
-
-
-class SharedArticleResult(_SharedArticleResultRequired, _SharedArticleResultOptional):
-    pass
-
-
 class UnionsObjectOrNull(TypedDict, total=False):
     x: str
 
@@ -1240,7 +1219,7 @@ class _HostileServer:
         """Calls the tool "returns_null" of the MCP server "hostile"."""
         _invoke("hostile", "returns_null", {})
 
-    def shared_article(self) -> SharedArticleResult:
+    def shared_article(self) -> KeysResult:
         """Same $defs Article as keys: shares the TypedDict."""
         return _invoke("hostile", "shared_article", {})  # type: ignore[no-any-return]
 

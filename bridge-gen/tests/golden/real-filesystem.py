@@ -412,43 +412,11 @@ class CreateDirectoryResult(TypedDict):
     content: str
 
 
-class DirectoryTreeResult(TypedDict):
-    content: str
-
-
 class EditFileEditsItem(TypedDict):
     # Text to search for - must match exactly
     oldText: str
     # Text to replace with
     newText: str
-
-
-class EditFileResult(TypedDict):
-    content: str
-
-
-class GetFileInfoResult(TypedDict):
-    content: str
-
-
-class ListAllowedDirectoriesResult(TypedDict):
-    content: str
-
-
-class ListDirectoryResult(TypedDict):
-    content: str
-
-
-class ListDirectoryWithSizesResult(TypedDict):
-    content: str
-
-
-class MoveFileResult(TypedDict):
-    content: str
-
-
-class ReadFileResult(TypedDict):
-    content: str
 
 
 class ReadMediaFileResultContentItem(TypedDict):
@@ -479,22 +447,6 @@ class ReadMediaFileResult(TypedDict):
     content: List[Union["ReadMediaFileResultContentItem", "ReadMediaFileResultContentItem2"]]
 
 
-class ReadMultipleFilesResult(TypedDict):
-    content: str
-
-
-class ReadTextFileResult(TypedDict):
-    content: str
-
-
-class SearchFilesResult(TypedDict):
-    content: str
-
-
-class WriteFileResult(TypedDict):
-    content: str
-
-
 class _FilesystemServer:
     """The tools of the MCP server "filesystem" (14 tools)."""
 
@@ -514,7 +466,7 @@ class _FilesystemServer:
         path: str,
         *,
         excludePatterns: Optional[List[str]] = None,
-    ) -> DirectoryTreeResult:
+    ) -> CreateDirectoryResult:
         """Get a recursive tree view of files and directories as a JSON structure. Each entry includes 'name', 'type' (file/directory), and 'children' for directories. Files have no children array, while directories always have a children array (which may be empty). The output is formatted with 2-space indentation for readability. Only works within allowed directories.
 
         Args:
@@ -534,7 +486,7 @@ class _FilesystemServer:
         edits: List[EditFileEditsItem],
         *,
         dryRun: Optional[bool] = None,
-    ) -> EditFileResult:
+    ) -> CreateDirectoryResult:
         """Make line-based edits to a text file. Each edit replaces exact line sequences with new content. Returns a git-style diff showing the changes made. Only works within allowed directories.
 
         Args:
@@ -549,7 +501,7 @@ class _FilesystemServer:
             {"dryRun": dryRun},
         )
 
-    def get_file_info(self, path: str) -> GetFileInfoResult:
+    def get_file_info(self, path: str) -> CreateDirectoryResult:
         """Retrieve detailed metadata about a file or directory. Returns comprehensive information including size, creation time, last modified time, permissions, and type. This tool is perfect for understanding file characteristics without reading the actual content. Only works within allowed directories.
 
         Args:
@@ -557,11 +509,11 @@ class _FilesystemServer:
         """
         return _invoke("filesystem", "get_file_info", {"path": path})  # type: ignore[no-any-return]
 
-    def list_allowed_directories(self) -> ListAllowedDirectoriesResult:
+    def list_allowed_directories(self) -> CreateDirectoryResult:
         """Returns the list of directories that this server is allowed to access. Subdirectories within these allowed directories are also accessible. Use this to understand which directories and their nested paths are available before trying to access files."""
         return _invoke("filesystem", "list_allowed_directories", {})  # type: ignore[no-any-return]
 
-    def list_directory(self, path: str) -> ListDirectoryResult:
+    def list_directory(self, path: str) -> CreateDirectoryResult:
         """Get a detailed listing of all files and directories in a specified path. Results clearly distinguish between files and directories with [FILE] and [DIR] prefixes. This tool is essential for understanding directory structure and finding specific files within a directory. Only works within allowed directories.
 
         Args:
@@ -574,7 +526,7 @@ class _FilesystemServer:
         path: str,
         *,
         sortBy: Optional[Literal["name", "size"]] = None,
-    ) -> ListDirectoryWithSizesResult:
+    ) -> CreateDirectoryResult:
         """Get a detailed listing of all files and directories in a specified path, including sizes. Results clearly distinguish between files and directories with [FILE] and [DIR] prefixes. This tool is useful for understanding directory structure and finding specific files within a directory. Only works within allowed directories.
 
         Args:
@@ -588,7 +540,7 @@ class _FilesystemServer:
             {"sortBy": sortBy},
         )
 
-    def move_file(self, source: str, destination: str) -> MoveFileResult:
+    def move_file(self, source: str, destination: str) -> CreateDirectoryResult:
         """Move or rename files and directories. Can move files between directories and rename them in a single operation. If the destination exists, the operation will fail. Works across different directories and can be used for simple renaming within the same directory. Both source and destination must be within allowed directories.
 
         Args:
@@ -607,7 +559,7 @@ class _FilesystemServer:
         *,
         head: Optional[float] = None,
         tail: Optional[float] = None,
-    ) -> ReadFileResult:
+    ) -> CreateDirectoryResult:
         """Read the complete contents of a file as text. DEPRECATED: Use read_text_file instead.
 
         Args:
@@ -630,7 +582,7 @@ class _FilesystemServer:
         """
         return _invoke("filesystem", "read_media_file", {"path": path})  # type: ignore[no-any-return]
 
-    def read_multiple_files(self, paths: List[str]) -> ReadMultipleFilesResult:
+    def read_multiple_files(self, paths: List[str]) -> CreateDirectoryResult:
         """Read the contents of multiple files simultaneously. This is more efficient than reading files one by one when you need to analyze or compare multiple files. Each file's content is returned with its path as a reference. Failed reads for individual files won't stop the entire operation. Only works within allowed directories.
 
         Args:
@@ -644,7 +596,7 @@ class _FilesystemServer:
         *,
         head: Optional[float] = None,
         tail: Optional[float] = None,
-    ) -> ReadTextFileResult:
+    ) -> CreateDirectoryResult:
         """Read the complete contents of a file from the file system as text. Handles various text encodings and provides detailed error messages if the file cannot be read. Use this tool when you need to examine the contents of a single file. Use the 'head' parameter to read only the first N lines of a file, or the 'tail' parameter to read only the last N lines of a file. Operates on the file as text regardless of extension. Only works within allowed directories.
 
         Args:
@@ -665,7 +617,7 @@ class _FilesystemServer:
         pattern: str,
         *,
         excludePatterns: Optional[List[str]] = None,
-    ) -> SearchFilesResult:
+    ) -> CreateDirectoryResult:
         """Recursively search for files and directories matching a pattern. The patterns should be glob-style patterns that match paths relative to the working directory. Use pattern like '*.ext' to match files in current directory, and '**/*.ext' to match files in all subdirectories. Returns full paths to all matching items. Great for finding files when you don't know their exact location. Only searches within allowed directories.
 
         Args:
@@ -680,7 +632,7 @@ class _FilesystemServer:
             {"excludePatterns": excludePatterns},
         )
 
-    def write_file(self, path: str, content: str) -> WriteFileResult:
+    def write_file(self, path: str, content: str) -> CreateDirectoryResult:
         """Create a new file or completely overwrite an existing file with new content. Use with caution as it will overwrite existing files without warning. Handles text content with proper encoding. Only works within allowed directories.
 
         Args:
