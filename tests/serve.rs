@@ -585,6 +585,55 @@ fn bad_params_are_invalid_params_over_http() {
 }
 
 #[test]
+fn an_initialize_with_bad_params_is_invalid_params_on_stdio() {
+    use std::io::{BufRead, Write};
+    let work = Workdir::with_config(&serve_config());
+    let mut child = Command::new(codemode_bin())
+        .current_dir(work.path())
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut answer = |line: &Value| {
+        writeln!(stdin, "{line}").unwrap();
+        let mut text = String::new();
+        stdout.read_line(&mut text).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|_| panic!("{text:?}"))
+    };
+    let bad =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}});
+    let refused = answer(&bad);
+    assert_eq!(refused["id"], 1, "{refused}");
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let mut good = initialize();
+    good["id"] = json!(2);
+    let accepted = answer(&good);
+    assert_eq!(accepted["id"], 2, "{accepted}");
+    assert!(accepted["result"]["serverInfo"].is_object(), "{accepted}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn an_initialize_with_bad_params_is_invalid_params_over_http() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let bad =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}});
+    let (status, answer) = raw_post(&server.addr(), &[], &bad);
+    assert_eq!(status, 400, "{answer}");
+    let message = answer_message(&answer);
+    assert_eq!(message["id"], 1, "{answer}");
+    assert_eq!(message["error"]["code"], -32602, "{answer}");
+}
+
+#[test]
 fn an_unparseable_line_on_stdio_is_a_parse_error_and_the_session_goes_on() {
     let work = Workdir::with_config(&serve_config());
     let mut mcp = serve_stdio(&work, &[]);

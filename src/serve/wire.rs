@@ -6,6 +6,8 @@
 //!   member, `CustomRequest`, takes any method, and its default
 //!   `on_custom_request` answers -32601. [`unmatched_request`] tells a known
 //!   method with bad params (-32602) from an unknown one (-32601).
+//!   Before a session exists rmcp refuses such an `initialize` for other
+//!   reasons; [`bad_initialize`] answers it as -32602 too.
 //! - A message that is not JSON, or JSON that is not one JSON-RPC message:
 //!   over HTTP rmcp answers 415 with a text body, on stdio it says nothing
 //!   to unparsable lines. [`refusal`] is the JSON-RPC error instead (-32700
@@ -21,12 +23,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequest, CancelTaskRequest, ClientJsonRpcMessage, CompleteRequest, ConstString,
-    DiscoverRequest, ErrorCode, ErrorData, GetPromptRequest, GetSkillRequest, GetTaskRequest,
-    InitializeRequest, ListPromptsRequest, ListResourceTemplatesRequest, ListResourcesRequest,
-    ListSkillsRequest, ListToolsRequest, PingRequest, ReadResourceDirectoryRequest,
-    ReadResourceRequest, ServerJsonRpcMessage, SetLevelRequest, SubscribeRequest,
-    SubscriptionsListenRequest, UnsubscribeRequest, UpdateTaskRequest,
+    CallToolRequest, CancelTaskRequest, ClientJsonRpcMessage, ClientRequest, CompleteRequest,
+    ConstString, DiscoverRequest, ErrorCode, ErrorData, GetPromptRequest, GetSkillRequest,
+    GetTaskRequest, InitializeRequest, InitializeResultMethod, ListPromptsRequest,
+    ListResourceTemplatesRequest, ListResourcesRequest, ListSkillsRequest, ListToolsRequest,
+    PingRequest, ReadResourceDirectoryRequest, ReadResourceRequest, ServerJsonRpcMessage,
+    SetLevelRequest, SubscribeRequest, SubscriptionsListenRequest, UnsubscribeRequest,
+    UpdateTaskRequest,
 };
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::SessionManager;
@@ -97,6 +100,26 @@ fn params_error(method: &str, params: Option<Value>) -> Option<String> {
         ReadResourceDirectoryRequestMethod => ReadResourceDirectoryRequest,
     );
     None
+}
+
+/// The answer to an `initialize` whose params do not fit: rmcp reads it as
+/// a custom request, which before a session exists it refuses for other
+/// reasons (a missing session id over HTTP, missing `_meta` on stdio).
+fn bad_initialize(message: &ClientJsonRpcMessage) -> Option<ServerJsonRpcMessage> {
+    let ClientJsonRpcMessage::Request(request) = message else {
+        return None;
+    };
+    match &request.request {
+        ClientRequest::CustomRequest(custom)
+            if custom.method == <InitializeResultMethod as ConstString>::VALUE =>
+        {
+            Some(ServerJsonRpcMessage::error(
+                unmatched_request(&custom.method, custom.params.clone()),
+                Some(request.id.clone()),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// A message refused before rmcp sees it.
@@ -253,6 +276,14 @@ async fn post(
     }
     let passed = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
     let response = next.run(passed).await;
+    if response.status() == StatusCode::BAD_REQUEST {
+        let initialize = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes)
+            .ok()
+            .and_then(|message| bad_initialize(&message));
+        if let Some(answer) = initialize {
+            return (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response();
+        }
+    }
     if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE || !json {
         return response;
     }
@@ -402,16 +433,22 @@ where
             if text.trim_ascii().is_empty() {
                 continue;
             }
-            if let Ok(message) = serde_json::from_slice::<ClientJsonRpcMessage>(text) {
-                return Some(message);
-            }
-            let refused = refusal(text);
-            if refused.unanswered {
-                tracing::debug!("ignored a message: {}", refused.message);
-                continue;
-            }
-            tracing::debug!("refused a message: {}", refused.message);
-            let mut answer = refused.to_json().to_string().into_bytes();
+            let answer = match serde_json::from_slice::<ClientJsonRpcMessage>(text) {
+                Ok(message) => match bad_initialize(&message) {
+                    Some(answer) => serde_json::to_value(answer).unwrap_or_default(),
+                    None => return Some(message),
+                },
+                Err(_) => {
+                    let refused = refusal(text);
+                    if refused.unanswered {
+                        tracing::debug!("ignored a message: {}", refused.message);
+                        continue;
+                    }
+                    tracing::debug!("refused a message: {}", refused.message);
+                    refused.to_json()
+                }
+            };
+            let mut answer = answer.to_string().into_bytes();
             answer.push(b'\n');
             // Written apart from this future: `receive` may be dropped at
             // any await, and a reply cut off there would corrupt the next
@@ -456,6 +493,20 @@ mod tests {
                 .message
                 .starts_with(&format!("invalid params for {method}: ")));
         }
+    }
+
+    #[test]
+    fn an_initialize_with_bad_params_is_answered_with_its_id() {
+        let message: ClientJsonRpcMessage = serde_json::from_value(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {}}),
+        )
+        .unwrap();
+        let answer = serde_json::to_value(bad_initialize(&message).unwrap()).unwrap();
+        assert_eq!(answer["id"], 3);
+        assert_eq!(answer["error"]["code"], -32602);
+        let ping: ClientJsonRpcMessage =
+            serde_json::from_value(json!({"jsonrpc": "2.0", "id": 4, "method": "ping"})).unwrap();
+        assert!(bad_initialize(&ping).is_none());
     }
 
     #[test]
