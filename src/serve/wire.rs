@@ -37,9 +37,10 @@ use rmcp::RoleServer;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// The largest request body over HTTP, and the longest line on stdio: as
-/// rmcp's own defaults, so a message one transport takes the other takes.
+/// The largest request body over HTTP: rmcp's default, set on its service
+/// too, so this layer and rmcp refuse the same bodies.
 pub(super) const MAX_BODY: usize = 4 * 1024 * 1024;
+/// The longest line on stdio: rmcp's default for its own stdio transport.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// The error for a request rmcp could only read as a custom one: -32602
