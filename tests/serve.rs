@@ -366,12 +366,17 @@ fn a_python_client_over_http_sees_the_same_tools_and_resource() {
     }
 }
 
-/// One raw HTTP request; the status code and body.
+/// One raw POST of a JSON value; the status code and the whole answer.
 fn raw_post(addr: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String) {
+    raw_http(addr, "POST", headers, body.to_string().as_bytes())
+}
+
+/// One raw HTTP request to `/mcp`; the status code and the whole answer
+/// (status line, headers and body).
+fn raw_http(addr: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
     use std::io::{Read, Write};
-    let body = body.to_string();
     let mut head = format!(
-        "POST /mcp HTTP/1.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
+        "{method} /mcp HTTP/1.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
         body.len()
     );
@@ -387,7 +392,7 @@ fn raw_post(addr: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String)
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -397,6 +402,50 @@ fn raw_post(addr: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, text)
+}
+
+/// The JSON-RPC message of an answer: the whole body, or the last `data:`
+/// event of a stream.
+fn answer_message(answer: &str) -> Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or(body);
+    serde_json::from_str(json).unwrap_or_else(|_| panic!("no JSON-RPC message in {answer:?}"))
+}
+
+/// A header's value in a raw answer.
+fn answer_header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = answer.split_once("\r\n\r\n").map_or(answer, |(h, _)| h);
+    head.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// An initialized HTTP session; its id.
+fn http_session(addr: &str) -> String {
+    let (status, answer) = raw_post(addr, &[], &initialize());
+    assert_eq!(status, 200, "{answer}");
+    let session = answer_header(&answer, "mcp-session-id")
+        .unwrap_or_else(|| panic!("no session: {answer}"))
+        .to_string();
+    let (status, answer) = raw_post(
+        addr,
+        &session_headers(&session),
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    session
+}
+
+fn session_headers(session: &str) -> [(&str, &str); 2] {
+    [
+        ("Mcp-Session-Id", session),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ]
 }
 
 fn initialize() -> Value {
@@ -485,6 +534,226 @@ fn an_address_reachable_from_other_machines_needs_a_token() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("CODEMODE_SERVE_TOKEN"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// JSON-RPC errors on the wire.
+// ---------------------------------------------------------------------------
+
+/// Requests of methods MCP defines, with params that do not fit them.
+const INVALID_PARAMS: [&str; 5] = [
+    r#"{"jsonrpc": "2.0", "id": 101, "method": "tools/call", "params": {}}"#,
+    r#"{"jsonrpc": "2.0", "id": 102, "method": "tools/call"}"#,
+    r#"{"jsonrpc": "2.0", "id": 103, "method": "tools/call", "params": {"name": "search_tools", "arguments": "{\"query\": \"news\"}"}}"#,
+    r#"{"jsonrpc": "2.0", "id": 104, "method": "resources/read", "params": {}}"#,
+    r#"{"jsonrpc": "2.0", "id": 105, "method": "logging/setLevel", "params": {"level": "loud"}}"#,
+];
+
+fn assert_invalid_params(request: &str, answer: &Value) {
+    let id = serde_json::from_str::<Value>(request).unwrap()["id"].clone();
+    assert_eq!(answer["id"], id, "{request} -> {answer}");
+    assert_eq!(answer["error"]["code"], -32602, "{request} -> {answer}");
+}
+
+#[test]
+fn bad_params_are_invalid_params_on_stdio() {
+    let work = Workdir::with_config(&serve_config());
+    let mut mcp = serve_stdio(&work, &[]);
+    for request in INVALID_PARAMS {
+        let answer = mcp.answer_to(request);
+        assert_invalid_params(request, &answer);
+    }
+    let answer = mcp.answer_to(r#"{"jsonrpc": "2.0", "id": 106, "method": "tools/frobnicate"}"#);
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+}
+
+#[test]
+fn bad_params_are_invalid_params_over_http() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let addr = server.addr();
+    let session = http_session(&addr);
+    for request in INVALID_PARAMS {
+        let (status, answer) = raw_http(
+            &addr,
+            "POST",
+            &session_headers(&session),
+            request.as_bytes(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert_invalid_params(request, &answer_message(&answer));
+    }
+}
+
+#[test]
+fn an_initialize_with_bad_params_is_invalid_params_on_stdio() {
+    use std::io::{BufRead, Write};
+    let work = Workdir::with_config(&serve_config());
+    let mut child = Command::new(codemode_bin())
+        .current_dir(work.path())
+        .env_remove("CODEMODE_LOG")
+        .arg("--config")
+        .arg(work.config())
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut answer = |line: &Value| {
+        writeln!(stdin, "{line}").unwrap();
+        let mut text = String::new();
+        stdout.read_line(&mut text).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|_| panic!("{text:?}"))
+    };
+    let bad =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}});
+    let refused = answer(&bad);
+    assert_eq!(refused["id"], 1, "{refused}");
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let mut good = initialize();
+    good["id"] = json!(2);
+    let accepted = answer(&good);
+    assert_eq!(accepted["id"], 2, "{accepted}");
+    assert!(accepted["result"]["serverInfo"].is_object(), "{accepted}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn an_initialize_with_bad_params_is_invalid_params_over_http() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let bad =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}});
+    let (status, answer) = raw_post(&server.addr(), &[], &bad);
+    assert_eq!(status, 400, "{answer}");
+    let message = answer_message(&answer);
+    assert_eq!(message["id"], 1, "{answer}");
+    assert_eq!(message["error"]["code"], -32602, "{answer}");
+}
+
+#[test]
+fn an_unparseable_line_on_stdio_is_a_parse_error_and_the_session_goes_on() {
+    let work = Workdir::with_config(&serve_config());
+    let mut mcp = serve_stdio(&work, &[]);
+    let answer = mcp.answer_to(r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/list""#);
+    assert_eq!(answer["id"], Value::Null, "{answer}");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    let tools = mcp.request("tools/list", json!({}));
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn an_unparseable_http_body_is_a_400_parse_error() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let (status, answer) = raw_http(
+        &server.addr(),
+        "POST",
+        &[],
+        b"{\"jsonrpc\": \"2.0\", \"id\": 1,",
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer_header(&answer, "content-type").is_some_and(|t| t.starts_with("application/json")),
+        "{answer}"
+    );
+    let message = answer_message(&answer);
+    assert_eq!(message["error"]["code"], -32700, "{answer}");
+    assert_eq!(message["id"], Value::Null, "{answer}");
+}
+
+#[test]
+fn http_bodies_that_are_not_one_json_rpc_message_are_400_invalid_requests() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let mut version_1 = initialize();
+    version_1["jsonrpc"] = json!("1.0");
+    let mut null_id = initialize();
+    null_id["id"] = Value::Null;
+    for body in [version_1, null_id, json!([initialize()])] {
+        let (status, answer) = raw_post(&server.addr(), &[], &body);
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert_eq!(
+            answer_message(&answer)["error"]["code"],
+            -32600,
+            "{body} -> {answer}"
+        );
+    }
+}
+
+#[test]
+fn deleting_an_unknown_session_is_404() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let (status, answer) = raw_http(
+        &server.addr(),
+        "DELETE",
+        &session_headers("no-such-session"),
+        b"",
+    );
+    assert_eq!(status, 404, "{answer}");
+}
+
+#[test]
+fn deleting_a_session_ends_it_and_deleting_it_again_is_404() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let addr = server.addr();
+    let session = http_session(&addr);
+    let (status, answer) = raw_http(&addr, "DELETE", &session_headers(&session), b"");
+    assert!(status == 200 || status == 204, "{answer}");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (status, answer) = raw_post(&addr, &session_headers(&session), &list);
+    assert_eq!(status, 404, "the session ended: {answer}");
+    let (status, answer) = raw_http(&addr, "DELETE", &session_headers(&session), b"");
+    assert_eq!(status, 404, "{answer}");
+}
+
+#[test]
+fn the_python_client_closes_its_http_session_without_a_warning() {
+    let Some(python) = mcp_python() else { return };
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let (mut command, _dir) = common::python_client_command(
+        &python,
+        &server.url,
+        r#"
+async def main():
+    async with client() as c:
+        await c.list_tools()
+    done({})
+"#,
+        &[],
+    );
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("Session termination failed"), "{stderr}");
+}
+
+#[test]
+fn same_origin_requests_to_a_loopback_bind_are_accepted() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let addr = server.addr();
+    let port = addr.rsplit(':').next().unwrap();
+    for host in ["127.0.0.1", "localhost"] {
+        let authority = format!("{host}:{port}");
+        let origin = format!("http://{authority}");
+        let (status, answer) = raw_post(
+            &addr,
+            &[("Host", &authority), ("Origin", &origin)],
+            &initialize(),
+        );
+        assert_eq!(status, 200, "{origin}: {answer}");
+    }
+}
+
+#[test]
+fn another_name_on_the_same_port_is_a_foreign_origin() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let addr = server.addr();
+    let port = addr.rsplit(':').next().unwrap();
+    // What a DNS-rebinding page sends: its own name, this server's port.
+    let origin = format!("http://attacker.example:{port}");
+    let (status, answer) = raw_post(&addr, &[("Origin", &origin)], &initialize());
+    assert_eq!(status, 403, "{answer}");
 }
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 pub(crate) mod api;
 mod handler;
 pub(crate) mod index;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,7 +139,7 @@ async fn serve_stdio(
         served.catalog.servers.len()
     ));
     let service = tokio::select! {
-        service = CodemodeServer::new(served).serve(rmcp::transport::stdio_pipes()) => service
+        service = CodemodeServer::new(served).serve(stdio_transport()) => service
             .map_err(|err| Error::Usage(format!("the MCP client's initialize failed: {err}")))?,
         // A client that never sends `initialize` would otherwise hold us
         // until it closes stdin.
@@ -154,6 +155,14 @@ async fn serve_stdio(
         _ = stop.cancelled() => session.cancel(),
     }
     Ok(())
+}
+
+/// stdin and stdout as rmcp's `stdio_pipes` opens them, read and written
+/// by `wire::LineTransport` so that what rmcp cannot read is answered.
+fn stdio_transport(
+) -> wire::LineTransport<rmcp::transport::StdioReader, rmcp::transport::StdioWriter> {
+    let (read, write) = rmcp::transport::stdio_pipes();
+    wire::LineTransport::new(read, write)
 }
 
 /// The HTTP side, checked and bound before anything else starts.
@@ -185,7 +194,7 @@ impl HttpPlan {
             listener,
             local,
             allowed_hosts: allowed_hosts(local, &args.allow_hosts),
-            allowed_origins: args.allow_origins.clone(),
+            allowed_origins: allowed_origins(local, &args.allow_origins),
             token,
         })
     }
@@ -209,20 +218,26 @@ impl HttpPlan {
             // named browser origins may call, so a web page cannot drive a
             // server on the user's machine.
             .with_allowed_origins(self.allowed_origins.clone())
-            .enforce_origin_validation();
+            .enforce_origin_validation()
+            .with_max_request_body_bytes(wire::MAX_BODY);
         config = match &self.allowed_hosts {
             Some(hosts) => config.with_allowed_hosts(hosts.clone()),
             None => config.disable_allowed_hosts(),
         };
         let factory_served = Arc::clone(&served);
+        let sessions = Arc::new(LocalSessionManager::default());
         let service: StreamableHttpService<CodemodeServer, LocalSessionManager> =
             StreamableHttpService::new(
                 // One handler per session: each keeps its own log level.
                 move || Ok(CodemodeServer::new(Arc::clone(&factory_served))),
-                Arc::new(LocalSessionManager::default()),
+                Arc::clone(&sessions),
                 config,
             );
-        let mut router = axum::Router::new().nest_service(HTTP_PATH, service);
+        // Inside the token check: a client without the token learns nothing
+        // about bodies or sessions.
+        let mut router = axum::Router::new().nest_service(HTTP_PATH, service).layer(
+            axum::middleware::from_fn_with_state(sessions, wire::reject_bad_bodies),
+        );
         if let Some(token) = self.token.clone() {
             router = router.layer(axum::middleware::from_fn_with_state(
                 Arc::new(token),
@@ -274,6 +289,22 @@ fn allowed_hosts(local: SocketAddr, extra: &[String]) -> Option<Vec<String>> {
     Some(hosts)
 }
 
+/// The browser origins that may call: those named with `--allow-origin`,
+/// and on a loopback bind this server's own origin under each loopback
+/// name (a page it served, were it to serve one). A DNS-rebinding page has
+/// its own name in its origin, so it is still refused; so is any other
+/// port, which is another server's.
+fn allowed_origins(local: SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut origins = extra.to_vec();
+    if local.ip().is_loopback() {
+        let port = local.port();
+        for host in ["127.0.0.1", "localhost", "[::1]"] {
+            origins.push(format!("http://{host}:{port}"));
+        }
+    }
+    origins
+}
+
 async fn require_token(
     axum::extract::State(token): axum::extract::State<Arc<String>>,
     request: axum::extract::Request,
@@ -319,6 +350,24 @@ mod tests {
         .unwrap();
         assert!(hosts.contains(&"192.168.1.5".to_string()));
         assert!(hosts.contains(&"mcp.example.com".to_string()));
+    }
+
+    #[test]
+    fn a_loopback_bind_lets_in_its_own_origin_only() {
+        let origins = allowed_origins("127.0.0.1:8931".parse().unwrap(), &[]);
+        assert_eq!(
+            origins,
+            [
+                "http://127.0.0.1:8931",
+                "http://localhost:8931",
+                "http://[::1]:8931"
+            ]
+        );
+        let named = allowed_origins(
+            "192.168.1.5:80".parse().unwrap(),
+            &["https://a.example".into()],
+        );
+        assert_eq!(named, ["https://a.example"]);
     }
 
     #[test]

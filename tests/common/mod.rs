@@ -668,6 +668,24 @@ impl StdioMcp {
         }
     }
 
+    /// Writes `line` as it is; the next answer (a message with an `id`, null
+    /// included), skipping notifications.
+    pub fn answer_to(&mut self, line: &str) -> serde_json::Value {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").expect("write to the server");
+        loop {
+            let answer = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no answer to {line:?}"));
+            let value: serde_json::Value = serde_json::from_str(&answer)
+                .unwrap_or_else(|_| panic!("a line on stdout that is not JSON-RPC: {answer:?}"));
+            if value.get("id").is_some() {
+                return value;
+            }
+        }
+    }
+
     /// The `result` of a request; panics on an error answer.
     pub fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
         let line = self.request_raw(method, params);
