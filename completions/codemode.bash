@@ -545,7 +545,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__serve)
-            opts="-v -q -h -V --http --allow-host --allow-origin --server --allow --sandbox --timeout --max-timeout --max-concurrent --index-budget --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --http --allow-host --allow-origin --server --allow --sandbox --timeout --max-timeout --max-concurrent --max-output --index-budget --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -584,6 +584,10 @@ _codemode() {
                     return 0
                     ;;
                 --max-concurrent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -117,6 +117,7 @@ native\t''"
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l timeout -d 'Time limit of a run when the caller gives none (default: [sandbox] timeout)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-timeout -d 'The longest time limit a caller may ask for with timeout_s' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-concurrent -d 'Runs at once; more wait for a free slot' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-output -d 'Output of each stream a result holds, like 32k; longer output keeps its start and end, the middle cut out and noted (default: [serve] max_output, else 32k)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l index-budget -d 'Tokens execute_python\'s description, with its index of callable tools, may take' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F

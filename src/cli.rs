@@ -349,6 +349,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub max_concurrent: usize,
 
+    /// Output of each stream a result holds, like 32k; longer output keeps
+    /// its start and end, the middle cut out and noted (default: [serve]
+    /// max_output, else 32k)
+    #[arg(long, value_name = "SIZE")]
+    pub max_output: Option<String>,
+
     /// Tokens execute_python's description, with its index of callable tools, may take
     #[arg(
         long,

@@ -65,6 +65,7 @@ pub struct Config {
     #[allow(dead_code)]
     pub sandbox: SandboxConfig,
     pub llm: LlmConfig,
+    pub serve: ServeConfig,
     /// What loading left out and the user should hear about, one line each.
     pub notes: Vec<String>,
 }
@@ -80,6 +81,8 @@ struct RawConfig {
     sandbox: SandboxConfig,
     #[serde(default)]
     llm: LlmConfig,
+    #[serde(default)]
+    serve: ServeConfig,
 }
 
 /// One `[servers.NAME]` table. Exactly one of `command` (stdio) and `url`
@@ -110,6 +113,14 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BridgeConfig {
     pub listen: Option<String>,
+}
+
+/// `[serve]`: what `codemode serve` sends back.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Output of each stream an `execute_python` result holds, like "32k".
+    pub max_output: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -288,6 +299,9 @@ impl Config {
         if let Some(disk) = &raw.sandbox.disk {
             parse_size(disk).map_err(|e| invalid(format!("sandbox.disk: {e}")))?;
         }
+        if let Some(size) = &raw.serve.max_output {
+            parse_size(size).map_err(|e| invalid(format!("serve.max_output: {e}")))?;
+        }
         if raw
             .sandbox
             .cpus
@@ -309,6 +323,7 @@ impl Config {
             bridge: raw.bridge,
             sandbox: raw.sandbox,
             llm: raw.llm,
+            serve: raw.serve,
             notes: Vec::new(),
         })
     }
@@ -772,6 +787,19 @@ mod tests {
     fn an_unreadable_memory_size_is_rejected() {
         let err = parse("[sandbox]\nmemory = \"lots\"\n").unwrap_err();
         assert!(err.to_string().contains("sandbox.memory"), "{err}");
+    }
+
+    #[test]
+    fn serve_max_output_is_read_and_checked() {
+        let config = parse("[serve]\nmax_output = \"64k\"\n").unwrap();
+        assert_eq!(config.serve.max_output.as_deref(), Some("64k"));
+        let err = parse("[serve]\nmax_output = \"lots\"\n").unwrap_err();
+        assert!(err.to_string().contains("serve.max_output"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_serve_key_is_rejected() {
+        assert!(parse("[serve]\nmax_outptu = \"64k\"\n").is_err());
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub struct Report {
     pub stderr: String,
     pub timed_out: bool,
     pub truncated: bool,
+    /// Bytes of each stream that were dropped; absent when none were.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stdout_dropped_bytes: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stderr_dropped_bytes: u64,
     pub duration_ms: u64,
     pub sandbox: String,
     pub tool_calls: Vec<CallRecord>,
@@ -318,6 +323,8 @@ impl Runner {
             stderr: captured.stderr,
             timed_out: finished.timed_out,
             truncated: captured.truncated,
+            stdout_dropped_bytes: captured.stdout_dropped,
+            stderr_dropped_bytes: captured.stderr_dropped,
             duration_ms: started.elapsed().as_millis() as u64,
             sandbox: self.backend.name().to_string(),
             tool_calls: records.kept,

@@ -68,21 +68,30 @@ fn block_on<F: std::future::Future<Output = Result<(), Error>>>(future: F) -> Re
 
 /// Logs go to stderr only: stdout belongs to the command's output (a module, a
 /// JSON document, an MCP stream). `CODEMODE_LOG` takes `RUST_LOG` syntax.
+///
+/// rmcp warns about every error answer it sends, and clients probe methods a
+/// server does not have (`prompts/list`) as a matter of course: those
+/// warnings are the client's business, so rmcp is heard from only on its own
+/// errors unless asked for with `-vv`. Colour only on a terminal: a desktop
+/// client writes this stream to a log file.
 fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
+    let (ours, rmcp) = match (quiet, verbose) {
+        (true, _) => ("error", "error"),
+        (false, 0) => ("warn", "error"),
+        (false, 1) => ("info", "error"),
+        (false, 2) => ("debug", "warn"),
+        (false, _) => ("debug", "debug"),
     };
     let filter = std::env::var("CODEMODE_LOG")
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("{default},rmcp=warn")));
+        .unwrap_or_else(|| EnvFilter::new(format!("{ours},rmcp={rmcp}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .compact()
         .init();

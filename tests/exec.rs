@@ -252,6 +252,8 @@ fn output_past_the_cap_is_reported_as_truncated() {
     );
     assert_eq!(run.report["truncated"], true);
     assert_eq!(run.report["stdout"].as_str().unwrap().len(), 1024);
+    assert_eq!(run.report["stdout_dropped_bytes"], 5001 - 1024);
+    assert!(run.report.get("stderr_dropped_bytes").is_none());
 }
 
 #[test]

@@ -1286,3 +1286,231 @@ async def main():
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Result size: what a run returns fits a client's message limit and a
+// model's reading, whatever the script prints.
+// ---------------------------------------------------------------------------
+
+/// serve's default output per stream.
+const DEFAULT_CAP: usize = 32 * 1024;
+/// What the note in the middle of a cut stream may add.
+const NOTE: usize = 100;
+/// `START`, 5,000,000 `x` and `END\n`.
+const FLOOD_BYTES: usize = 5 + 5_000_000 + 4;
+
+/// The Python SDK client prints 5 MB in one run; what it got back, and the
+/// size of the whole result as JSON.
+fn five_megabytes(python: &std::path::Path, target: &str) -> Value {
+    python_client(
+        python,
+        target,
+        r#"
+SCRIPT = "import sys\nsys.stdout.write('START' + 'x' * 5_000_000 + 'END\\n')\n"
+async def main():
+    async with client() as c:
+        r = await c.call_tool("execute_python", {"code": SCRIPT})
+        s = r.structured_content
+        done({"error": r.is_error, "stdout": s["stdout"], "dropped": s.get("stdout_dropped_bytes"),
+              "text": text(r), "size": len(r.model_dump_json(by_alias=True, exclude_none=True))})
+"#,
+        &[],
+    )
+}
+
+/// The start and the end of `stdout` are there, at most `cap` bytes of it
+/// besides the note, and the note says how much is gone.
+fn assert_cut_in_the_middle(result: &Value, cap: usize, printed: usize) {
+    let stdout = result["stdout"].as_str().unwrap();
+    assert!(stdout.starts_with("STARTxxx"), "{}", &stdout[..100]);
+    assert!(
+        stdout.ends_with("xxxEND\n"),
+        "{}",
+        &stdout[stdout.len() - 100..]
+    );
+    assert!(stdout.len() <= cap + NOTE, "{} bytes", stdout.len());
+    let dropped = result["dropped"].as_u64().unwrap() as usize;
+    let kept = stdout
+        .matches(['S', 'T', 'A', 'R', 'x', 'E', 'N', 'D', '\n'])
+        .count();
+    assert_eq!(dropped + kept, printed + 2, "the note's two newlines aside");
+    assert!(
+        stdout.contains(&format!("[{dropped} bytes cut from the middle]")),
+        "{}",
+        &stdout[cap / 2 - 10..cap / 2 + NOTE]
+    );
+}
+
+#[test]
+fn five_megabytes_printed_come_back_cut_in_the_middle_over_http() {
+    let Some(python) = mcp_python() else { return };
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let result = five_megabytes(&python, &server.url);
+    assert_eq!(result["error"], false, "{}", result["text"]);
+    assert_cut_in_the_middle(&result, DEFAULT_CAP, FLOOD_BYTES);
+}
+
+#[test]
+fn five_megabytes_printed_come_back_cut_in_the_middle_over_stdio() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = five_megabytes(&python, &stdio_target(&work, &[]));
+    assert_eq!(result["error"], false, "{}", result["text"]);
+    assert_cut_in_the_middle(&result, DEFAULT_CAP, FLOOD_BYTES);
+}
+
+#[test]
+fn the_text_content_holds_the_output_once_not_the_whole_report() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = five_megabytes(&python, &stdio_target(&work, &[]));
+    let size = result["size"].as_u64().unwrap() as usize;
+    assert!(size < 2 * DEFAULT_CAP + 4096, "{size} bytes");
+    let text = result["text"].as_str().unwrap();
+    assert!(text.starts_with("STARTxxx"), "{}", &text[..100]);
+    let status = text.lines().last().unwrap();
+    assert!(
+        status.starts_with("[exit code 0, ") && status.ends_with("bytes of stdout cut]"),
+        "{status}"
+    );
+    assert!(
+        !text.contains("\"stdout\""),
+        "the text is not the report as JSON"
+    );
+}
+
+/// One `execute_python` over raw stdio; its structured content.
+fn run_raw(work: &Workdir, args: &[&str], code: &str) -> (Value, String) {
+    let mut mcp = serve_stdio(work, args);
+    let (text, _, result) = mcp.call("execute_python", json!({ "code": code }));
+    (result["structuredContent"].clone(), text)
+}
+
+const HUNDRED_KB: &str = "import sys\nsys.stdout.write('START' + 'x' * 100_000 + 'END\\n')\n";
+
+#[test]
+fn max_output_sets_what_each_stream_keeps() {
+    let work = Workdir::with_config(&serve_config());
+    let (report, text) = run_raw(&work, &["--max-output", "4k"], HUNDRED_KB);
+    let result = json!({"stdout": report["stdout"], "dropped": report["stdout_dropped_bytes"]});
+    assert_cut_in_the_middle(&result, 4096, 100_009);
+    assert!(text.len() < 4096 + 2 * NOTE, "{text}");
+}
+
+#[test]
+fn the_serve_max_output_key_sets_what_each_stream_keeps() {
+    let work = Workdir::with_config(&format!(
+        "{}\n[serve]\nmax_output = \"2k\"\n",
+        serve_config()
+    ));
+    let (report, _) = run_raw(&work, &[], HUNDRED_KB);
+    let result = json!({"stdout": report["stdout"], "dropped": report["stdout_dropped_bytes"]});
+    assert_cut_in_the_middle(&result, 2048, 100_009);
+}
+
+#[test]
+fn stderr_is_cut_in_the_middle_too() {
+    let work = Workdir::with_config(&serve_config());
+    let code = "import sys\nsys.stderr.write('START' + 'x' * 100_000 + 'END\\n')\n";
+    let (report, _) = run_raw(&work, &["--max-output", "4k"], code);
+    let result = json!({"stdout": report["stderr"], "dropped": report["stderr_dropped_bytes"]});
+    assert_cut_in_the_middle(&result, 4096, 100_009);
+    assert!(report.get("stdout_dropped_bytes").is_none(), "{report}");
+}
+
+#[test]
+fn no_result_is_over_a_mebibyte_however_large_the_cap() {
+    let work = Workdir::with_config(&serve_config());
+    // As JSON each of these bytes takes six.
+    let code = "import sys\nsys.stdout.write('\\x01' * 3_000_000)\nsys.stderr.write('\\x01' * 3_000_000)\n";
+    let mut mcp = serve_stdio(&work, &["--max-output", "8m"]);
+    let line = mcp.request_raw(
+        "tools/call",
+        json!({"name": "execute_python", "arguments": {"code": code}}),
+    );
+    assert!(line.len() < 1 << 20, "{} bytes", line.len());
+    let value: Value = serde_json::from_str(&line).unwrap();
+    let report = &value["result"]["structuredContent"];
+    let dropped = report["stdout_dropped_bytes"].as_u64().unwrap();
+    assert!(dropped > 2_000_000, "{report}");
+    assert!(report["stdout"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("[{dropped} bytes cut from the middle]")));
+}
+
+// ---------------------------------------------------------------------------
+// stderr: what a desktop client writes to its log.
+// ---------------------------------------------------------------------------
+
+/// A stdio session with stderr piped (not a terminal): a method serve does
+/// not have, a call of a tool it does not have; its stderr once it ended.
+fn stderr_after_errors(global: &[&str]) -> String {
+    use std::io::{BufRead, Write};
+    let work = Workdir::with_config(&serve_config());
+    let mut child = Command::new(codemode_bin())
+        .current_dir(work.path())
+        .env_remove("CODEMODE_LOG")
+        .args(global)
+        .arg("--config")
+        .arg(work.config())
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in [
+        initialize(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "prompts/list"}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {}}}),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "execute_python", "arguments": {"code": "print(1)"}}}),
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    let mut answered = 0;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let value: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if value.get("id").is_some() {
+            if value["id"] != 1 {
+                assert!(value["id"] == 4 || value.get("error").is_some(), "{value}");
+            }
+            answered += 1;
+            if answered == 4 {
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn error_answers_leave_no_library_warning_and_no_colour_on_stderr() {
+    let stderr = stderr_after_errors(&[]);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains("rejected"), "{stderr}");
+}
+
+#[test]
+fn verbose_logs_one_line_per_run() {
+    let stderr = stderr_after_errors(&["-v"]);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    let runs: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("execute_python:"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{stderr}");
+    assert!(runs[0].contains("exit code 0"), "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+}
+
+#[test]
+fn quiet_leaves_stderr_empty_when_nothing_failed() {
+    let stderr = stderr_after_errors(&["-q"]);
+    assert_eq!(stderr, "", "{stderr}");
+}

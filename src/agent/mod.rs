@@ -32,10 +32,10 @@ use provider::{Client, Message};
 use signature::{code_of, Field, Signature};
 use trace::{ModelCall, Outcome, Run, Step, Trace};
 
-/// Characters of each output stream the model sees; longer output is cut in
-/// the middle, with a note saying how much (the start and the end of a
-/// traceback are what matter).
-const FEEDBACK_CHARS: usize = 6000;
+/// Bytes of each output stream the model sees; longer output is cut in the
+/// middle, with a note saying how much (the start and the end of a traceback
+/// are what matter).
+const FEEDBACK_BYTES: usize = 6000;
 /// The exit status after Ctrl-C, as shells report SIGINT.
 const INTERRUPTED: i32 = 130;
 
@@ -411,7 +411,7 @@ fn observation(report: &Report, options: &Options) -> String {
         } else {
             out.push_str(&format!(
                 "{name}:\n{}\n",
-                middle(text, FEEDBACK_CHARS).trim_end()
+                crate::text::middle(text, FEEDBACK_BYTES).trim_end()
             ));
         }
     }
@@ -453,22 +453,6 @@ fn tool_calls(report: &Report) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `text` with its middle cut out when longer than `max` characters, saying
-/// how much was cut: the model must know it is not seeing everything.
-fn middle(text: &str, max: usize) -> String {
-    let count = text.chars().count();
-    if count <= max {
-        return text.to_string();
-    }
-    let keep = max / 2;
-    let head: String = text.chars().take(keep).collect();
-    let tail: String = text.chars().skip(count - keep).collect();
-    format!(
-        "{head}\n… [{} characters cut from the middle] …\n{tail}",
-        count - 2 * keep
-    )
 }
 
 fn token_note(call: &ModelCall) -> String {
@@ -521,22 +505,4 @@ fn read_task(task: &str) -> Result<String, Error> {
         return Err(Error::Usage("the task is empty".into()));
     }
     Ok(task.trim().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_output_is_cut_in_the_middle_and_says_so() {
-        let text = format!("{}{}", "a".repeat(100), "b".repeat(100));
-        let cut = middle(&text, 50);
-        assert!(cut.starts_with(&"a".repeat(25)), "{cut}");
-        assert!(cut.ends_with(&"b".repeat(25)), "{cut}");
-        assert!(
-            cut.contains("[150 characters cut from the middle]"),
-            "{cut}"
-        );
-        assert_eq!(middle("short", 50), "short");
-    }
 }

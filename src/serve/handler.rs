@@ -35,6 +35,20 @@ const NOTIFICATION_BYTES: usize = 8 * 1024;
 /// its context.
 const API_TOKENS: usize = 12_000;
 
+/// The most one `execute_python` result may take as JSON, its text and its
+/// structured content together: the Python SDK's HTTP client refuses a
+/// server-sent event over 1 MiB, and the JSON-RPC envelope and the event's
+/// framing need room besides.
+const RESULT_BYTES: usize = 1024 * 1024 - 32 * 1024;
+
+/// Below this many bytes of each stream, a result still too large is made
+/// to fit by leaving tool calls out instead.
+const MIN_STREAM_BYTES: usize = 1024;
+
+/// Tool calls the text of a result lists one a line; the structured content
+/// has them all.
+const TEXT_CALLS: usize = 20;
+
 /// The MCP server of `codemode serve`; one per client session.
 #[derive(Clone)]
 pub struct CodemodeServer {
@@ -149,6 +163,8 @@ fn report_schema() -> Value {
             "stderr": {"type": "string"},
             "timed_out": {"type": "boolean"},
             "truncated": {"type": "boolean"},
+            "stdout_dropped_bytes": {"type": "integer", "minimum": 0},
+            "stderr_dropped_bytes": {"type": "integer", "minimum": 0},
             "duration_ms": {"type": "integer"},
             "sandbox": {"type": "string"},
             "tool_calls": {"type": "array", "items": {"type": "object", "properties": {
@@ -158,6 +174,7 @@ fn report_schema() -> Value {
                 "error": {"type": "string"},
                 "duration_ms": {"type": "number"},
             }}},
+            "tool_calls_dropped": {"type": "integer", "minimum": 0},
             "error": nullable("string"),
         },
         "required": ["success", "exit_code", "stdout", "stderr", "timed_out", "truncated",
@@ -438,7 +455,8 @@ impl CodemodeServer {
         };
 
         let (lines, received) = mpsc::unbounded_channel::<(Stream, Vec<u8>)>();
-        let sink = OutputSink::new(
+        let sink = OutputSink::ends(
+            self.served.max_output,
             options.limits.output_bytes,
             Some(Box::new(move |stream, bytes: &[u8]| {
                 // The run may outlive the forwarder only when the client is gone.
@@ -461,19 +479,25 @@ impl CodemodeServer {
                 context.ct.clone(),
             )
             .await;
+        let result = match outcome {
+            Ok(report) => report_result(report, &sink, self.served.max_output),
+            // The report's `error` says the sandbox was lost; what ran until
+            // then is worth more to the client than the message alone.
+            Err(Error::RunLost { report, .. }) => {
+                report_result(*report, &sink, self.served.max_output)
+            }
+            Err(err) => {
+                tracing::info!("execute_python: could not run: {err}");
+                text_result(format!("codemode could not run the code: {err}"), true)
+            }
+        };
         // Dropping the sink closes the channel; waiting for the forwarder
         // puts every output notification before the result.
         drop(sink);
         if let Some(forwarder) = forwarder {
             let _ = forwarder.await;
         }
-        match outcome {
-            Ok(report) => report_result(&report),
-            // The report's `error` says the sandbox was lost; what ran until
-            // then is worth more to the client than the message alone.
-            Err(Error::RunLost { report, .. }) => report_result(&report),
-            Err(err) => text_result(format!("codemode could not run the code: {err}"), true),
-        }
+        result
     }
 
     /// Where live output goes: progress notifications when the client gave a
@@ -499,9 +523,39 @@ impl CodemodeServer {
     }
 }
 
-/// The result a client gets: the report as structured content, and a text
-/// block a person or a model reads (output first, then how it ended).
-fn report_result(report: &Report) -> CallToolResult {
+/// The result a client gets: the report as structured content, and text a
+/// person or a model reads (the output, the tool calls, how it ended) that
+/// repeats only the output. Each stream holds at most `keep` bytes, less
+/// (and fewer tool calls) if that is what it takes to fit `RESULT_BYTES`.
+fn report_result(mut report: Report, sink: &OutputSink, keep: usize) -> CallToolResult {
+    let mut keep = keep;
+    loop {
+        let result = rendered(&report);
+        let size = serde_json::to_vec(&result).map_or(usize::MAX, |json| json.len());
+        if size <= RESULT_BYTES {
+            tracing::info!("execute_python: {}", status(&report));
+            return result;
+        }
+        if keep > MIN_STREAM_BYTES {
+            keep /= 2;
+            let captured = sink.captured_within(keep);
+            report.stdout = captured.stdout;
+            report.stderr = captured.stderr;
+            report.stdout_dropped_bytes = captured.stdout_dropped;
+            report.stderr_dropped_bytes = captured.stderr_dropped;
+            report.truncated |= captured.truncated;
+        } else if !report.tool_calls.is_empty() {
+            let kept = report.tool_calls.len() / 2;
+            report.tool_calls_dropped += (report.tool_calls.len() - kept) as u64;
+            report.tool_calls.truncate(kept);
+        } else {
+            // Only short fields are left, far under the bound.
+            return result;
+        }
+    }
+}
+
+fn rendered(report: &Report) -> CallToolResult {
     let mut text = report.stdout.clone();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -513,6 +567,35 @@ fn report_result(report: &Report) -> CallToolResult {
             text.push('\n');
         }
     }
+    if !report.tool_calls.is_empty() {
+        text.push_str("--- tool calls ---\n");
+        for call in report.tool_calls.iter().take(TEXT_CALLS) {
+            let how = match (call.ok, call.error) {
+                (true, _) => "ok".to_string(),
+                (false, kind) => format!("failed ({})", kind.unwrap_or("error")),
+            };
+            text.push_str(&format!(
+                "{}.{}: {how}, {:.0} ms\n",
+                call.server, call.tool, call.duration_ms
+            ));
+        }
+        let more =
+            (report.tool_calls.len().saturating_sub(TEXT_CALLS)) as u64 + report.tool_calls_dropped;
+        if more > 0 {
+            text.push_str(&format!(
+                "… and {}\n",
+                crate::text::plural(more as usize, "more call")
+            ));
+        }
+    }
+    text.push_str(&format!("[{}]", status(report)));
+    let mut result = text_result(text, !report.success);
+    result.structured_content = Some(serde_json::to_value(report).unwrap_or(Value::Null));
+    result
+}
+
+/// How a run ended, on one line: `exit code 0, 12 ms, 3 tool calls`.
+fn status(report: &Report) -> String {
     let mut status = match report.exit_code {
         Some(code) => format!("exit code {code}"),
         None => "no exit code".to_string(),
@@ -520,27 +603,25 @@ fn report_result(report: &Report) -> CallToolResult {
     if let Some(error) = &report.error {
         status = format!("{error}; {status}");
     }
+    let calls = report.tool_calls.len() as u64 + report.tool_calls_dropped;
     status.push_str(&format!(
-        ", {} ms, {} tool call{}",
+        ", {} ms, {}",
         report.duration_ms,
-        report.tool_calls.len(),
-        if report.tool_calls.len() == 1 {
-            ""
-        } else {
-            "s"
-        }
+        crate::text::plural(calls as usize, "tool call")
     ));
     let failed = report.tool_calls.iter().filter(|c| !c.ok).count();
     if failed > 0 {
         status.push_str(&format!(" ({failed} failed)"));
     }
-    if report.truncated {
-        status.push_str(", output truncated");
+    for (name, dropped) in [
+        ("stdout", report.stdout_dropped_bytes),
+        ("stderr", report.stderr_dropped_bytes),
+    ] {
+        if dropped > 0 {
+            status.push_str(&format!(", {dropped} bytes of {name} cut"));
+        }
     }
-    text.push_str(&format!("[{status}]"));
-    let mut result = text_result(text, !report.success);
-    result.structured_content = Some(serde_json::to_value(report).unwrap_or(Value::Null));
-    result
+    status
 }
 
 #[derive(Clone)]
@@ -717,28 +798,120 @@ mod tests {
         assert_eq!(texts, ["a\nb", "c", "d"]);
     }
 
-    #[test]
-    fn the_text_result_ends_with_how_the_run_ended() {
-        let report = Report {
+    fn report(stdout: &str, stderr: &str) -> Report {
+        Report {
             success: false,
             exit_code: Some(1),
-            stdout: "hi".into(),
-            stderr: "Traceback\n".into(),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
             timed_out: false,
             truncated: false,
+            stdout_dropped_bytes: 0,
+            stderr_dropped_bytes: 0,
             duration_ms: 12,
             sandbox: "native".into(),
             tool_calls: vec![],
             tool_calls_dropped: 0,
             error: None,
-        };
-        let result = report_result(&report);
-        let text = result.content[0].as_text().unwrap().text.clone();
+        }
+    }
+
+    fn call(ok: bool) -> crate::bridge::CallRecord {
+        crate::bridge::CallRecord {
+            server: "news".into(),
+            tool: "search".into(),
+            ok,
+            error: (!ok).then_some("tool_error"),
+            duration_ms: 3.4,
+        }
+    }
+
+    fn text_of(result: &CallToolResult) -> String {
+        result.content[0].as_text().unwrap().text.clone()
+    }
+
+    #[test]
+    fn the_text_result_is_the_output_then_how_the_run_ended() {
+        let sink = OutputSink::ends(100, 100, None);
+        let result = report_result(report("hi", "Traceback\n"), &sink, 100);
         assert_eq!(
-            text,
+            text_of(&result),
             "hi\n--- stderr ---\nTraceback\n[exit code 1, 12 ms, 0 tool calls]"
         );
         assert_eq!(result.is_error, Some(true));
         assert_eq!(result.structured_content.unwrap()["exit_code"], 1);
+    }
+
+    #[test]
+    fn the_text_result_lists_tool_calls_one_a_line() {
+        let sink = OutputSink::ends(100, 100, None);
+        let mut report = report("", "");
+        report.tool_calls = vec![call(true), call(false)];
+        let text = text_of(&report_result(report, &sink, 100));
+        assert_eq!(
+            text,
+            "--- tool calls ---\nnews.search: ok, 3 ms\nnews.search: failed (tool_error), 3 ms\n\
+             [exit code 1, 12 ms, 2 tool calls (1 failed)]"
+        );
+    }
+
+    #[test]
+    fn the_text_result_lists_only_the_first_calls_of_many() {
+        let sink = OutputSink::ends(100, 100, None);
+        let mut report = report("", "");
+        report.tool_calls = vec![call(true); 25];
+        report.tool_calls_dropped = 5;
+        let text = text_of(&report_result(report, &sink, 100));
+        assert_eq!(
+            text.matches("news.search: ok").count(),
+            TEXT_CALLS,
+            "{text}"
+        );
+        assert!(
+            text.ends_with("… and 10 more calls\n[exit code 1, 12 ms, 30 tool calls]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_result_too_large_for_one_message_is_cut_to_fit() {
+        // Control characters take six bytes each as JSON.
+        let keep = 4 << 20;
+        let sink = OutputSink::ends(keep, keep, None);
+        let noise = vec![1u8; 3 << 20];
+        sink.push(Stream::Stdout, &noise);
+        sink.push(Stream::Stderr, &noise);
+        let captured = sink.captured();
+        let mut report = report(&captured.stdout, &captured.stderr);
+        report.tool_calls = vec![call(true); 1000];
+        let result = report_result(report, &sink, keep);
+        let size = serde_json::to_vec(&result).unwrap().len();
+        assert!(size <= RESULT_BYTES, "{size}");
+        let structured = result.structured_content.unwrap();
+        let dropped = structured["stdout_dropped_bytes"].as_u64().unwrap();
+        let kept = structured["stdout"].as_str().unwrap();
+        assert!(kept.contains(&format!("[{dropped} bytes cut from the middle]")));
+        assert!(dropped > 2 << 20, "{dropped}");
+        assert_eq!(structured["tool_calls"].as_array().unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn the_structured_result_matches_its_schema() {
+        let sink = OutputSink::ends(4, 100, None);
+        sink.push(Stream::Stdout, b"0123456789");
+        let captured = sink.captured();
+        let mut report = report(&captured.stdout, "");
+        report.stdout_dropped_bytes = captured.stdout_dropped;
+        report.tool_calls = vec![call(false)];
+        report.tool_calls_dropped = 2;
+        let structured = report_result(report, &sink, 4).structured_content.unwrap();
+        let schema = report_schema();
+        let properties = schema["properties"].as_object().unwrap();
+        for key in structured.as_object().unwrap().keys() {
+            assert!(properties.contains_key(key), "{key} is not in the schema");
+        }
+        for key in schema["required"].as_array().unwrap() {
+            assert!(structured.get(key.as_str().unwrap()).is_some(), "{key}");
+        }
     }
 }

@@ -34,6 +34,10 @@ pub const MODULE_URI: &str = "codemode://mcp_tools.py";
 pub const HTTP_PATH: &str = "/mcp";
 /// The variable holding the bearer token HTTP clients must present.
 pub const TOKEN_ENV: &str = "CODEMODE_SERVE_TOKEN";
+/// Output of each stream a result holds unless configured: about 8,000
+/// tokens, as much as a model should read of one run, and far from the
+/// message sizes clients refuse.
+pub const DEFAULT_MAX_OUTPUT: usize = 32 * 1024;
 
 /// What every request reads, built once at startup.
 pub struct Served {
@@ -45,6 +49,8 @@ pub struct Served {
     pub tools: Vec<rmcp::model::Tool>,
     pub options: Options,
     pub max_timeout: Duration,
+    /// Bytes of each stream a result holds.
+    pub max_output: usize,
     /// Runs at once; others wait for a permit.
     pub slots: tokio::sync::Semaphore,
     /// Servers that did not answer at startup, with why.
@@ -70,6 +76,14 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     let mut options = Options::from_config(&config)?;
     options.override_with(args.sandbox, args.timeout, &args.allow);
     let max_timeout = args.max_timeout.max(options.limits.timeout);
+    let max_output = match (&args.max_output, &config.serve.max_output) {
+        (Some(text), _) => crate::config::parse_size(text)
+            .map_err(|e| Error::Usage(format!("--max-output: {e}")))?,
+        (None, Some(text)) => crate::config::parse_size(text)
+            .map_err(|e| Error::Usage(format!("serve.max_output: {e}")))?,
+        (None, None) => DEFAULT_MAX_OUTPUT as u64,
+    };
+    let max_output = usize::try_from(max_output).unwrap_or(usize::MAX);
 
     // Checked before any server starts: a bad address or a missing token is
     // a usage error the user should see at once.
@@ -113,6 +127,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         tools,
         options,
         max_timeout,
+        max_output,
         slots: tokio::sync::Semaphore::new(args.max_concurrent.max(1)),
         unavailable,
     });
