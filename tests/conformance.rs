@@ -27,17 +27,10 @@ const APPLIES: &[&str] = &[
     // and so only ever warns.
     "server-sse-polling",
     "server-sse-multiple-streams",
-];
-
-/// Scenarios that apply to codemode and that fail because of defects in
-/// `src/serve/` whose fixes are on their way: required to pass like
-/// [`APPLIES`], kept apart so that merging a fix shows which ones it turns
-/// green. Once one passes, move it to `APPLIES`.
-const FIXED_ELSEWHERE: &[(&str, &str)] = &[(
+    // A foreign Host is refused; a same-origin request to the bind address
+    // is let in.
     "dns-rebinding-protection",
-    "a same-origin request (Host and Origin both 127.0.0.1:PORT, the bind address) is refused \
-     with 403; the foreign-host half of the scenario already passes",
-)];
+];
 
 /// Scenarios that call what only the suite's reference server has (tools such
 /// as `test_simple_text`, resources under `test://`), or features codemode
@@ -270,12 +263,7 @@ fn every_conformance_scenario_that_applies_passes_over_http() {
     let server = ServeProcess::start(&serve_config(), &[], &[]);
     let outcomes = run_suite(&tools, &server.url);
 
-    let required: Vec<&str> = APPLIES
-        .iter()
-        .copied()
-        .chain(FIXED_ELSEWHERE.iter().map(|(name, _)| *name))
-        .collect();
-    let known: BTreeSet<&str> = required
+    let known: BTreeSet<&str> = APPLIES
         .iter()
         .copied()
         .chain(NOT_APPLICABLE.iter().map(|(name, _, _)| *name))
@@ -290,18 +278,13 @@ fn every_conformance_scenario_that_applies_passes_over_http() {
     );
 
     let mut wrong = Vec::new();
-    for name in &required {
+    for name in APPLIES {
         let outcome = &outcomes[*name];
         for warning in &outcome.warnings {
             eprintln!("{name}: warning: {warning}");
         }
         if !outcome.passed() {
-            let why = FIXED_ELSEWHERE
-                .iter()
-                .find(|(fixed, _)| fixed == name)
-                .map(|(_, defect)| format!(" (FIXED_ELSEWHERE: {defect})"))
-                .unwrap_or_default();
-            wrong.push(format!("{name} fails{why}: {:?}", outcome.failures));
+            wrong.push(format!("{name} fails: {:?}", outcome.failures));
         }
     }
     for (name, reason, answer) in NOT_APPLICABLE {
