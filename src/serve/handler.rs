@@ -19,6 +19,7 @@ use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
+use super::view::{self, Shape, View, START_GRACE};
 use super::{api::ServerApis, index, Served, MODULE_URI};
 use crate::catalog::Catalog;
 use crate::discovery;
@@ -56,12 +57,12 @@ impl CodemodeServer {
 pub fn tools(
     catalog: &Catalog,
     apis: &ServerApis,
-    options: &Options,
-    max_timeout: std::time::Duration,
-    index_budget: usize,
+    shape: &Shape,
+    starting: &[String],
+    unavailable: &[String],
 ) -> Vec<Tool> {
-    let default_s = options.limits.timeout.as_secs_f64();
-    let max_s = max_timeout.as_secs_f64();
+    let default_s = shape.default_timeout.as_secs_f64();
+    let max_s = shape.max_timeout.as_secs_f64();
     let example = catalog
         .servers
         .iter()
@@ -87,8 +88,26 @@ signatures with get_api. No network but the tools; nothing persists between runs
         seconds(default_s),
         seconds(max_s)
     );
-    let budget = index_budget.saturating_sub(crate::tokens::count(&preamble));
-    let description = preamble + &index::index(&catalog.servers, apis.attrs(), budget);
+    let note = view::missing_note(starting, unavailable).unwrap_or_default();
+    let listed = if catalog.tool_count() == 0 && !note.is_empty() {
+        "No MCP tools are listed yet.\n".to_string()
+    } else {
+        // Guessed until the tokenizer is loaded (`view` then builds it again):
+        // loading takes seconds on a slow machine, while a client waits for
+        // the tool list.
+        let count = crate::tokens::count_or_guess;
+        let budget = shape
+            .index_budget
+            .saturating_sub(count(&preamble) + count(&note));
+        index::index_counted(&catalog.servers, apis.attrs(), budget, count)
+    };
+    let mut description = preamble + &listed;
+    if !note.is_empty() {
+        if !description.ends_with('\n') {
+            description.push('\n');
+        }
+        description.push_str(&note);
+    }
 
     let execute = Tool::new(
         "execute_python",
@@ -195,6 +214,8 @@ impl ServerHandler for CodemodeServer {
             .enable_logging()
             .enable_resources()
             .enable_tools()
+            // Servers start after `initialize` is answered; see `view`.
+            .enable_tool_list_changed()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")))
@@ -210,11 +231,29 @@ impl ServerHandler for CodemodeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.served.tools.clone()))
+        let view = self.served.views.settled_all(START_GRACE).await;
+        Ok(ListToolsResult::with_all_items(view.tools.clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.served.tools.iter().find(|t| t.name == name).cloned()
+        let view = self.served.views.current();
+        view.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    /// From here on the session hears of each server that finishes starting,
+    /// as a change of the tool list (the index in execute_python's
+    /// description names its tools). Ends with the session.
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        let mut changes = self.served.views.subscribe();
+        changes.mark_unchanged();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if peer.notify_tool_list_changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     async fn call_tool(
@@ -225,8 +264,8 @@ impl ServerHandler for CodemodeServer {
         let arguments = request.arguments.unwrap_or_default();
         let result = match request.name.as_ref() {
             "execute_python" => self.execute(&arguments, context).await,
-            "search_tools" => self.search(&arguments),
-            "get_api" => self.get_api(&arguments),
+            "search_tools" => self.search(&arguments).await,
+            "get_api" => self.get_api(&arguments).await,
             other => {
                 return Err(McpError::invalid_params(
                     format!(
@@ -244,13 +283,14 @@ impl ServerHandler for CodemodeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        let view = self.served.views.settled_all(START_GRACE).await;
         let resource = Resource::new(MODULE_URI, "mcp_tools.py")
             .with_title("mcp_tools.py: the Python API of every tool")
             .with_description(
                 "The module code run by execute_python imports: one object per server, one method per tool.",
             )
             .with_mime_type("text/x-python")
-            .with_size(self.served.module.len() as u64);
+            .with_size(view.module.len() as u64);
         Ok(ListResourcesResult::with_all_items(vec![resource]))
     }
 
@@ -265,8 +305,9 @@ impl ServerHandler for CodemodeServer {
                 None,
             ));
         }
-        let contents = ResourceContents::text(self.served.module.clone(), MODULE_URI)
-            .with_mime_type("text/x-python");
+        let view = self.served.views.settled_all(START_GRACE).await;
+        let contents =
+            ResourceContents::text(view.module.clone(), MODULE_URI).with_mime_type("text/x-python");
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
@@ -281,7 +322,7 @@ impl ServerHandler for CodemodeServer {
 }
 
 impl CodemodeServer {
-    fn search(&self, arguments: &JsonObject) -> CallToolResult {
+    async fn search(&self, arguments: &JsonObject) -> CallToolResult {
         let query = arguments.get("query").and_then(Value::as_str).unwrap_or("");
         let detail = match arguments.get("detail").and_then(Value::as_str) {
             None => bridge_gen::Detail::Summary,
@@ -294,36 +335,46 @@ impl CodemodeServer {
             .get("limit")
             .and_then(Value::as_u64)
             .map_or(discovery::DEFAULT_LIMIT, |n| n as usize);
-        let mut text = discovery::search_text(&self.served.catalog, query, detail, limit);
-        if !self.served.unavailable.is_empty() {
+        let view = self.served.views.settled_all(START_GRACE).await;
+        let mut text = discovery::search_text(&view.catalog, query, detail, limit);
+        if !view.starting.is_empty() {
+            text.push_str(&format!(
+                "Not searched yet (still starting): {}\n",
+                view.starting.join(", ")
+            ));
+        }
+        if !view.unavailable.is_empty() {
             text.push_str(&format!(
                 "Not searched (did not answer at startup): {}\n",
-                self.served.unavailable.join("; ")
+                view.unavailable.join("; ")
             ));
         }
         text_result(text, false)
     }
 
-    fn get_api(&self, arguments: &JsonObject) -> CallToolResult {
+    async fn get_api(&self, arguments: &JsonObject) -> CallToolResult {
         let Some(server) = arguments.get("server").and_then(Value::as_str) else {
             return text_result("`server` (a server's name) is required", true);
         };
+        let view = self.served.views.settled_all(START_GRACE).await;
         // The module attribute works as well as the configured name.
-        let name = self
-            .served
+        let name = view
             .apis
             .attrs()
             .iter()
             .find(|(name, attr)| *name == server || *attr == server)
             .map(|(name, _)| name.as_str());
-        match name.and_then(|n| self.served.apis.get(n).map(|api| (n, api))) {
+        match name.and_then(|n| view.apis.get(n).map(|api| (n, api))) {
             Some((name, api)) if crate::tokens::count(api) > API_TOKENS => {
-                text_result(self.api_outline(name, api), false)
+                text_result(api_outline(&view, name, api), false)
             }
             Some((_, api)) => text_result(api, false),
+            None if view.starting.iter().any(|s| s == server) => text_result(
+                format!("server `{server}` is still starting; ask again in a moment"),
+                true,
+            ),
             None => {
-                let known: Vec<&str> = self
-                    .served
+                let known: Vec<&str> = view
                     .catalog
                     .servers
                     .iter()
@@ -343,39 +394,40 @@ impl CodemodeServer {
             }
         }
     }
+}
 
-    /// Instead of an API too long to read at once: each method's summary,
-    /// as many as fit, and how to get the signatures wanted.
-    fn api_outline(&self, name: &str, api: &str) -> String {
-        let tools = self
-            .served
-            .catalog
-            .servers
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.tools.as_slice())
-            .unwrap_or_default();
-        let import = api.lines().next().unwrap_or_default();
-        let mut text = format!(
-            "{import}\n# Its whole API is about {} tokens, too long to send at once. Its {} methods \
+/// Instead of an API too long to read at once: each method's summary, as
+/// many as fit, and how to get the signatures wanted.
+fn api_outline(view: &View, name: &str, api: &str) -> String {
+    let tools = view
+        .catalog
+        .servers
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.tools.as_slice())
+        .unwrap_or_default();
+    let import = api.lines().next().unwrap_or_default();
+    let mut text = format!(
+        "{import}\n# Its whole API is about {} tokens, too long to send at once. Its {} methods \
              are below; get the signatures you need with search_tools(query, detail=\"full\"), or \
              read the resource {MODULE_URI}.\n\n",
-            crate::tokens::count(api),
-            tools.len()
-        );
-        let mut used = crate::tokens::count(&text);
-        for (i, tool) in tools.iter().enumerate() {
-            let line = bridge_gen::tool_signature(name, tool, bridge_gen::Detail::Summary) + "\n";
-            used += crate::tokens::count(&line);
-            if used > API_TOKENS {
-                text.push_str(&format!("… and {} more\n", tools.len() - i));
-                break;
-            }
-            text.push_str(&line);
+        crate::tokens::count(api),
+        tools.len()
+    );
+    let mut used = crate::tokens::count(&text);
+    for (i, tool) in tools.iter().enumerate() {
+        let line = bridge_gen::tool_signature(name, tool, bridge_gen::Detail::Summary) + "\n";
+        used += crate::tokens::count(&line);
+        if used > API_TOKENS {
+            text.push_str(&format!("… and {} more\n", tools.len() - i));
+            break;
         }
-        text
+        text.push_str(&line);
     }
+    text
+}
 
+impl CodemodeServer {
     async fn execute(
         &self,
         arguments: &JsonObject,
@@ -415,15 +467,8 @@ impl CodemodeServer {
             allow_partial: true,
         };
 
-        // Waiting for a slot ends with the caller's cancellation too.
-        let _permit = tokio::select! {
-            permit = self.served.slots.acquire() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return text_result("codemode is shutting down", true),
-            },
-            _ = context.ct.cancelled() => return text_result("cancelled before it started", true),
-        };
-
+        // Output and heartbeats flow from here on: waiting for a slot or for
+        // a server to start can take long too.
         let (lines, received) = mpsc::unbounded_channel::<(Stream, Vec<u8>)>();
         let sink = OutputSink::new(
             options.limits.output_bytes,
@@ -436,18 +481,7 @@ impl CodemodeServer {
             .live_target(&context)
             .map(|target| tokio::spawn(forward(received, context.peer.clone(), target)));
 
-        let outcome = self
-            .served
-            .runner
-            .run(
-                &self.served.module,
-                "main.py",
-                code,
-                &options,
-                &sink,
-                context.ct.clone(),
-            )
-            .await;
+        let outcome = self.run_when_ready(code, &options, &sink, &context).await;
         // Dropping the sink closes the channel; waiting for the forwarder
         // puts every output notification before the result.
         drop(sink);
@@ -455,12 +489,55 @@ impl CodemodeServer {
             let _ = forwarder.await;
         }
         match outcome {
-            Ok(report) => report_result(&report),
+            Err(refused) => refused,
+            Ok(Ok(report)) => report_result(&report),
             // The report's `error` says the sandbox was lost; what ran until
             // then is worth more to the client than the message alone.
-            Err(Error::RunLost { report, .. }) => report_result(&report),
-            Err(err) => text_result(format!("codemode could not run the code: {err}"), true),
+            Ok(Err(Error::RunLost { report, .. })) => report_result(&report),
+            Ok(Err(err)) => text_result(format!("codemode could not run the code: {err}"), true),
         }
+    }
+
+    /// Waits for a slot and for the servers `code` names that are still
+    /// starting (each no longer than its own start may take), then runs it
+    /// with the stub module of every server up by then.
+    async fn run_when_ready(
+        &self,
+        code: &str,
+        options: &Options,
+        sink: &OutputSink,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Result<Report, Error>, CallToolResult> {
+        // Waiting ends with the caller's cancellation too.
+        let _permit = tokio::select! {
+            permit = self.served.slots.acquire() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return Err(text_result("codemode is shutting down", true)),
+            },
+            _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
+        };
+        let views = &self.served.views;
+        let (named, longest) = views.named_and_starting(code);
+        let ready = async {
+            views.settled_all(START_GRACE).await;
+            views.settled(&named, longest).await
+        };
+        let view = tokio::select! {
+            view = ready => view,
+            _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
+        };
+        Ok(self
+            .served
+            .runner
+            .run(
+                &view.module,
+                "main.py",
+                code,
+                options,
+                sink,
+                context.ct.clone(),
+            )
+            .await)
     }
 
     /// Where live output goes: progress notifications when the client gave a
