@@ -986,6 +986,41 @@ async def main():
 }
 
 #[test]
+fn a_silent_run_sends_progress_at_least_every_15_seconds() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    seen = []
+    async def on_progress(progress, total, message):
+        seen.append({"at": time.monotonic(), "message": message, "progress": progress})
+    async with client() as c:
+        started = time.monotonic()
+        r = await c.call_tool("execute_python", {"code": "import time\ntime.sleep(35)", "timeout_s": 60}, progress_callback=on_progress)
+        done({"seen": [dict(s, after=s["at"] - started) for s in seen], "error": r.is_error})
+"#,
+        &[],
+    );
+    assert_eq!(result["error"], false, "{result}");
+    let seen = result["seen"].as_array().unwrap();
+    assert!(seen.len() >= 2, "{result}");
+    for beat in seen {
+        assert!(
+            beat["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("still running"),
+            "{result}"
+        );
+    }
+    let first = seen[0]["after"].as_f64().unwrap();
+    assert!(first < 17.0, "the first came after {first} s: {result}");
+}
+
+#[test]
 fn without_a_progress_token_lines_come_as_log_messages() {
     let Some(python) = mcp_python() else { return };
     let work = Workdir::with_config(&serve_config());

@@ -31,6 +31,11 @@ use crate::sandbox::{OutputSink, Stream};
 /// lines batched, and a batch is cut here so no message grows unbounded.
 const NOTIFICATION_BYTES: usize = 8 * 1024;
 
+/// How long a run may be silent before a progress notification says it goes
+/// on: clients end a request that hears nothing for a while (the TypeScript
+/// SDK after 60 s by default) unless progress resets their clock.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The longest API `get_api` sends whole; past it, an outline. A model asks
 /// for one server's API to read it, and a 1,000-tool server's would fill
 /// its context.
@@ -635,13 +640,32 @@ async fn forward(
     target: Target,
 ) {
     let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut lines_sent = 0u64;
+    // The progress value: lines sent, and one for each heartbeat.
+    let mut progress = 0u64;
+    let started = tokio::time::Instant::now();
+    let mut last_sent = started;
     let mut open = true;
     while open {
         let mut batch: Vec<(Stream, String)> = Vec::new();
-        match received.recv().await {
-            Some(chunk) => take_lines(chunk, &mut partial, &mut batch),
-            None => open = false,
+        let next = match target {
+            Target::Progress(_) => {
+                tokio::time::timeout_at(last_sent + HEARTBEAT, received.recv()).await
+            }
+            // Log messages reset no client's request timeout.
+            Target::Log => Ok(received.recv().await),
+        };
+        match next {
+            Ok(Some(chunk)) => take_lines(chunk, &mut partial, &mut batch),
+            Ok(None) => open = false,
+            Err(_) => {
+                progress += 1;
+                let beat = format!("still running ({} s)", started.elapsed().as_secs());
+                if heartbeat(&peer, &target, beat, progress).await.is_err() {
+                    return;
+                }
+                last_sent = tokio::time::Instant::now();
+                continue;
+            }
         }
         while let Ok(chunk) = received.try_recv() {
             take_lines(chunk, &mut partial, &mut batch);
@@ -655,11 +679,12 @@ async fn forward(
             }
         }
         for group in group_lines(batch) {
-            lines_sent += group.1.lines().count().max(1) as u64;
-            if send(&peer, &target, group, lines_sent).await.is_err() {
+            progress += group.1.lines().count().max(1) as u64;
+            if send(&peer, &target, group, progress).await.is_err() {
                 // The client is gone; the run ends with its cancellation.
                 return;
             }
+            last_sent = tokio::time::Instant::now();
         }
     }
 }
@@ -731,6 +756,25 @@ async fn send(
             )
             .await
         }
+    }
+}
+
+/// A progress notification that says only that the run goes on.
+async fn heartbeat(
+    peer: &Peer<RoleServer>,
+    target: &Target,
+    message: String,
+    progress: u64,
+) -> Result<(), rmcp::ServiceError> {
+    match target {
+        Target::Progress(token) => {
+            peer.notify_progress(
+                ProgressNotificationParam::new(token.clone(), progress as f64)
+                    .with_message(message),
+            )
+            .await
+        }
+        Target::Log => Ok(()),
     }
 }
 
