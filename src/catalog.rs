@@ -46,7 +46,14 @@ pub async fn collect(
         (spec, result)
     });
     let results = futures::future::join_all(listings).await;
+    from_listings(results)
+}
 
+/// The catalog of the servers whose tool lists are in, each narrowed by its
+/// `allow`; the failures apart.
+pub fn from_listings<'a>(
+    results: impl IntoIterator<Item = (&'a ResolvedServer, Result<Vec<rmcp::model::Tool>, McpError>)>,
+) -> (Catalog, Vec<McpError>) {
     let mut catalog = Catalog {
         servers: Vec::new(),
         raw: BTreeMap::new(),

@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 use tiktoken_rs::CoreBPE;
 
+static ENCODER: OnceLock<CoreBPE> = OnceLock::new();
+
 fn encoder() -> &'static CoreBPE {
-    static ENCODER: OnceLock<CoreBPE> = OnceLock::new();
     ENCODER.get_or_init(|| {
         tiktoken_rs::o200k_base().expect("the o200k_base tables are embedded in tiktoken-rs")
     })
@@ -14,6 +15,22 @@ fn encoder() -> &'static CoreBPE {
 
 pub fn count(text: &str) -> usize {
     encoder().encode_with_special_tokens(text).len()
+}
+
+/// Loads the tables, which takes seconds on a slow machine: done ahead, on a
+/// thread of its own, by whoever must not wait for it later.
+pub fn load() {
+    encoder();
+}
+
+/// The count once the tables are loaded; until then a cautious guess (o200k
+/// averages about four bytes a token in English, so three rarely undercounts).
+pub fn count_or_guess(text: &str) -> usize {
+    if ENCODER.get().is_some() {
+        count(text)
+    } else {
+        text.len().div_ceil(3)
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,19 @@ fn stdio_target(work: &Workdir, args: &[&str]) -> String {
     serde_json::to_string(&all).unwrap()
 }
 
+/// The raw tools/list answer once no server is still starting: a big server
+/// can take longer to list its tools than tools/list waits for it.
+fn tools_list_once_started(mcp: &mut StdioMcp) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let raw = mcp.request_raw("tools/list", json!({}));
+        if !raw.contains("Still starting") || Instant::now() > deadline {
+            return raw;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn serve_stdio(work: &Workdir, args: &[&str]) -> StdioMcp {
     let mut command = Command::new(codemode_bin());
     command
@@ -210,15 +223,16 @@ fn stdout_carries_only_the_protocol_and_logs_go_to_stderr() {
         })
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    // Requests are answered concurrently, so in any order.
+    // Requests are answered concurrently, so in any order; notifications
+    // (the tool list changing as servers start) come between.
     let mut ids: Vec<u64> = stdout
         .lines()
         .map(|l| {
             serde_json::from_str::<Value>(l)
-                .unwrap_or_else(|_| panic!("not JSON-RPC on stdout: {l:?}"))["id"]
-                .as_u64()
-                .unwrap()
+                .unwrap_or_else(|_| panic!("not JSON-RPC on stdout: {l:?}"))
         })
+        .filter(|message| message.get("method").is_none())
+        .map(|message| message["id"].as_u64().unwrap())
         .collect();
     ids.sort_unstable();
     assert_eq!(ids, [1, 2, 3], "{stdout}");
@@ -323,12 +337,143 @@ fn a_server_that_fails_to_start_is_left_out_and_named() {
     let tools = mcp.request("tools/list", json!({}));
     let index = tools["tools"][0]["description"].as_str().unwrap();
     assert!(index.contains("news.fetch_latest"), "{index}");
-    assert!(!index.contains("broken"), "{index}");
+    assert!(!index.contains("broken."), "{index}");
+    assert!(
+        index.contains("Failed to start, so left out: broken (its command could not be started)"),
+        "{index}"
+    );
     let (text, _, _) = mcp.call("search_tools", json!({"query": "anything at all"}));
     assert!(
         text.contains("did not answer at startup") && text.contains("broken"),
         "{text}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Servers that start slowly or never: `initialize` does not wait for them.
+// ---------------------------------------------------------------------------
+
+/// The examples and `NAME`, a misbehaving server in MODE given 30 s to start.
+fn with_slow_server(name: &str, mode: &str) -> String {
+    format!(
+        "{}\n[servers.{name}]\ncommand = {:?}\nargs = [{:?}, {mode:?}]\nconnect_timeout = \"30s\"\n",
+        serve_config(),
+        common::python(),
+        repo().join("tests/fixtures/misbehaving_server.py")
+    )
+}
+
+#[test]
+fn initialize_and_tools_list_answer_at_once_while_a_server_hangs_starting() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&with_slow_server("stuck", "no-init"));
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    started = time.monotonic()
+    async with client() as c:
+        tools = (await c.list_tools()).tools
+        elapsed = time.monotonic() - started
+        description = [t.description for t in tools if t.name == "execute_python"][0]
+        done({"elapsed": elapsed, "description": description})
+"#,
+        &[],
+    );
+    let elapsed = result["elapsed"].as_f64().unwrap();
+    assert!(elapsed < 2.0, "took {elapsed} s: {result}");
+    let description = result["description"].as_str().unwrap();
+    assert!(
+        description.contains("Still starting") && description.contains(": stuck."),
+        "{description}"
+    );
+    assert!(description.contains("news.fetch_latest"), "{description}");
+}
+
+#[test]
+fn code_runs_on_a_started_server_while_another_is_still_starting() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&with_slow_server("stuck", "no-init"));
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        &format!(
+            r#"
+SCRIPT = {NEWS_SCRIPT:?}
+async def main():
+    async with client() as c:
+        started = time.monotonic()
+        r = await c.call_tool("execute_python", {{"code": SCRIPT}})
+        done({{"elapsed": time.monotonic() - started, "report": r.structured_content}})
+"#
+        ),
+        &[],
+    );
+    assert_eq!(result["report"]["success"], true, "{result}");
+    // Far below the stuck server's 30 s connect timeout.
+    let elapsed = result["elapsed"].as_f64().unwrap();
+    assert!(elapsed < 15.0, "took {elapsed} s: {result}");
+}
+
+#[test]
+fn the_tool_list_changes_when_a_server_finishes_starting() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&with_slow_server("late", "slow-init"));
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+changes = []
+async def on_message(message):
+    if getattr(message, "method", None) == "notifications/tools/list_changed":
+        changes.append(time.monotonic())
+async def described(c):
+    return [t.description for t in (await c.list_tools()).tools if t.name == "execute_python"][0]
+async def main():
+    async with client(message_handler=on_message) as c:
+        before = await described(c)
+        after, seen = before, 0
+        # Each server that comes up changes the list; the slow one comes last.
+        with anyio.fail_after(20):
+            while "late.echo" not in after:
+                while len(changes) == seen:
+                    await anyio.sleep(0.05)
+                seen = len(changes)
+                after = await described(c)
+        done({"before": before, "after": after})
+"#,
+        &[("CODEMODE_TEST_INIT_DELAY", "3")],
+    );
+    let before = result["before"].as_str().unwrap();
+    let after = result["after"].as_str().unwrap();
+    assert!(
+        before.contains(": late.") && !before.contains("late.echo"),
+        "{before}"
+    );
+    assert!(
+        after.contains("late.echo") && !after.contains("Still starting"),
+        "{after}"
+    );
+}
+
+#[test]
+fn code_that_names_a_starting_server_waits_for_it() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&with_slow_server("late", "slow-init"));
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        r = await c.call_tool("execute_python", {"code": "from mcp_tools import late\nprint(late.echo(text='up'))"})
+        done({"report": r.structured_content})
+"#,
+        &[("CODEMODE_TEST_INIT_DELAY", "3")],
+    );
+    assert_eq!(result["report"]["success"], true, "{result}");
+    assert_eq!(result["report"]["stdout"], "up\n", "{result}");
 }
 
 // ---------------------------------------------------------------------------
@@ -792,7 +937,7 @@ fn direct_tokens(command: &str, args: &[String]) -> (usize, usize) {
 fn serve_tokens(config: &str) -> usize {
     let work = Workdir::with_config(config);
     let mut mcp = serve_stdio(&work, &[]);
-    tokens(&mcp.request_raw("tools/list", json!({})))
+    tokens(&tools_list_once_started(&mut mcp))
 }
 
 #[test]
@@ -854,7 +999,8 @@ fn tools_list_stays_small_however_many_tools_are_wrapped() {
 fn search_tools_finds_any_of_a_thousand_tools_in_one_call() {
     let work = Workdir::with_config(&many_tools_config(1000));
     let mut mcp = serve_stdio(&work, &[]);
-    let listed = mcp.request("tools/list", json!({}));
+    let listed: Value = serde_json::from_str(&tools_list_once_started(&mut mcp)).unwrap();
+    let listed = listed["result"].clone();
     let index = listed["tools"][0]["description"]
         .as_str()
         .unwrap()
@@ -1106,6 +1252,41 @@ async def main():
         progress.windows(2).all(|w| w[0] < w[1]),
         "progress increases: {progress:?}"
     );
+}
+
+#[test]
+fn a_silent_run_sends_progress_at_least_every_15_seconds() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    seen = []
+    async def on_progress(progress, total, message):
+        seen.append({"at": time.monotonic(), "message": message, "progress": progress})
+    async with client() as c:
+        started = time.monotonic()
+        r = await c.call_tool("execute_python", {"code": "import time\ntime.sleep(35)", "timeout_s": 60}, progress_callback=on_progress)
+        done({"seen": [dict(s, after=s["at"] - started) for s in seen], "error": r.is_error})
+"#,
+        &[],
+    );
+    assert_eq!(result["error"], false, "{result}");
+    let seen = result["seen"].as_array().unwrap();
+    assert!(seen.len() >= 2, "{result}");
+    for beat in seen {
+        assert!(
+            beat["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("still running"),
+            "{result}"
+        );
+    }
+    let first = seen[0]["after"].as_f64().unwrap();
+    assert!(first < 17.0, "the first came after {first} s: {result}");
 }
 
 #[test]

@@ -316,7 +316,8 @@ fn rpc_error(err: McpError) -> RpcError {
         | McpError::Config { .. }
         | McpError::Closed { .. }
         | McpError::Protocol { .. }
-        | McpError::Backoff { .. } => ErrorKind::UpstreamUnavailable,
+        | McpError::Backoff { .. }
+        | McpError::Auth { .. } => ErrorKind::UpstreamUnavailable,
     };
     let mut message = err.to_string();
     if kind == ErrorKind::Timeout {

@@ -8,17 +8,58 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
-use rmcp::service::{RoleClient, RunningService};
+use rmcp::model::{ClientConfig, Implementation, ProtocolVersion};
+use rmcp::service::{
+    ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::ServiceExt;
+use rmcp::ClientHandler;
 use tokio_util::sync::CancellationToken;
 
 use super::stderr::StderrTail;
 use super::McpError;
 use crate::config::{ResolvedServer, Transport};
 
-pub type Session = RunningService<RoleClient, ()>;
+pub type Session = RunningService<RoleClient, Client>;
+
+/// What codemode tells a server about itself: its name and version, not the
+/// SDK's.
+#[derive(Clone)]
+pub struct Client {
+    config: ClientConfig,
+}
+
+impl Client {
+    fn new(protocol_version: ProtocolVersion) -> Client {
+        let mut config = ClientConfig::new(
+            Default::default(),
+            Implementation::new("codemode", env!("CARGO_PKG_VERSION")),
+        );
+        config.protocol_version = protocol_version;
+        Client { config }
+    }
+}
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        self.config.clone()
+    }
+}
+
+/// How to open the session: the `initialize` handshake at a version, or, for
+/// a server that speaks only revisions without one, `server/discover`.
+#[derive(Clone)]
+enum Lifecycle {
+    Initialize(ProtocolVersion),
+    Discover(Vec<ProtocolVersion>),
+}
+
+enum Failure {
+    /// Before any MCP: the command, the config.
+    Setup(McpError),
+    Handshake(Box<ClientInitializeError>),
+}
 
 /// How long to wait for a dying child's last stderr lines before quoting them.
 const STDERR_SETTLE: Duration = Duration::from_millis(300);
@@ -31,7 +72,61 @@ pub async fn open(
     hurry: &CancellationToken,
 ) -> Result<Session, McpError> {
     let server = spec.name.clone();
-    let started = match &spec.transport {
+    // One bound for every try: a retry at another version is part of starting.
+    let deadline = tokio::time::Instant::now() + spec.connect_timeout;
+    let mut lifecycle = Lifecycle::Initialize(ProtocolVersion::default());
+    let mut retried = false;
+    loop {
+        let started =
+            tokio::time::timeout_at(deadline, attempt(spec, stderr, hurry, lifecycle.clone()))
+                .await;
+        let err = match started {
+            Ok(Ok(session)) => return Ok(session),
+            Ok(Err(Failure::Setup(err))) => return Err(err),
+            Ok(Err(Failure::Handshake(err))) => *err,
+            Err(_) => {
+                return Err(McpError::ConnectTimeout {
+                    server,
+                    after: spec.connect_timeout,
+                    stderr: stderr.summary(),
+                })
+            }
+        };
+        if !retried {
+            if let Some(next) = other_version(&err) {
+                // The server named the versions it speaks: the connection
+                // ends with the refusal, so the next try starts afresh.
+                retried = true;
+                lifecycle = next;
+                continue;
+            }
+        }
+        if let (Some(status), Transport::Http { url, .. }) =
+            (handshake_refused_status(&err), &spec.transport)
+        {
+            return Err(McpError::Auth {
+                server,
+                status,
+                url: url.to_string(),
+            });
+        }
+        stderr.settle(STDERR_SETTLE).await;
+        return Err(McpError::Initialize {
+            server,
+            reason: err.to_string(),
+            stderr: stderr.summary(),
+        });
+    }
+}
+
+async fn attempt(
+    spec: &ResolvedServer,
+    stderr: &Arc<StderrTail>,
+    hurry: &CancellationToken,
+    lifecycle: Lifecycle,
+) -> Result<Session, Failure> {
+    let server = spec.name.clone();
+    match &spec.transport {
         Transport::Stdio {
             command,
             args,
@@ -48,39 +143,111 @@ pub async fn open(
             let mut wrapped = CommandWrap::from(cmd);
             wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
             let (transport, child_stderr) = ChildTransport::spawn(wrapped, stderr, hurry.clone())
-                .map_err(|source| McpError::Spawn {
-                server: server.clone(),
-                command: command.display().to_string(),
-                reason: spawn_reason(&source),
+                .map_err(|source| {
+                Failure::Setup(McpError::Spawn {
+                    server: server.clone(),
+                    command: command.display().to_string(),
+                    reason: spawn_reason(&source),
+                })
             })?;
             if let Some(child_stderr) = child_stderr {
                 stderr.follow(&server, child_stderr);
             }
-            tokio::time::timeout(spec.connect_timeout, ().serve(transport)).await
+            handshake(transport, lifecycle).await
         }
         Transport::Http { url, headers } => {
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                .custom_headers(header_map(&server, headers)?);
-            let transport = StreamableHttpClientTransport::from_config(config);
-            tokio::time::timeout(spec.connect_timeout, ().serve(transport)).await
+                .custom_headers(header_map(&server, headers).map_err(Failure::Setup)?);
+            handshake(
+                StreamableHttpClientTransport::from_config(config),
+                lifecycle,
+            )
+            .await
         }
-    };
-    match started {
-        Ok(Ok(session)) => Ok(session),
-        Ok(Err(err)) => {
-            stderr.settle(STDERR_SETTLE).await;
-            Err(McpError::Initialize {
-                server,
-                reason: err.to_string(),
-                stderr: stderr.summary(),
-            })
-        }
-        Err(_) => Err(McpError::ConnectTimeout {
-            server,
-            after: spec.connect_timeout,
-            stderr: stderr.summary(),
-        }),
     }
+}
+
+async fn handshake<T>(transport: T, lifecycle: Lifecycle) -> Result<Session, Failure>
+where
+    T: rmcp::transport::Transport<RoleClient> + Send + 'static,
+{
+    let (client, mode) = match lifecycle {
+        Lifecycle::Initialize(version) => (Client::new(version), ClientLifecycleMode::Initialize),
+        Lifecycle::Discover(versions) => (
+            Client::new(ProtocolVersion::default()),
+            ClientLifecycleMode::Discover {
+                preferred_versions: versions,
+            },
+        ),
+    };
+    client
+        .serve_with_lifecycle(transport, mode)
+        .await
+        .map_err(|err| Failure::Handshake(Box::new(err)))
+}
+
+/// How to try again when the server refused the version asked for and named
+/// those it speaks: the newest that codemode's MCP library knows, over
+/// `initialize` while it has one, else over `server/discover`.
+fn other_version(err: &ClientInitializeError) -> Option<Lifecycle> {
+    let ClientInitializeError::JsonRpcError(data) = err else {
+        return None;
+    };
+    let supported: Vec<ProtocolVersion> = data
+        .data
+        .as_ref()
+        .and_then(|d| d.get("supported"))
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())?;
+    let mut known: Vec<ProtocolVersion> = ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .filter(|v| supported.contains(v))
+        .cloned()
+        .collect();
+    known.reverse();
+    let newest = known.first()?.clone();
+    if newest.has_initialize() {
+        return Some(Lifecycle::Initialize(newest));
+    }
+    Some(Lifecycle::Discover(
+        known.into_iter().filter(|v| !v.has_initialize()).collect(),
+    ))
+}
+
+/// [`refused_status`] of a failed handshake, whose transport error is not
+/// its `source`.
+fn handshake_refused_status(err: &ClientInitializeError) -> Option<u16> {
+    match err {
+        ClientInitializeError::TransportError { error, .. } => refused_status(error),
+        ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
+            handshake_refused_status(fallback)
+        }
+        _ => None,
+    }
+}
+
+/// The HTTP status (401 or 403) with which a server refused codemode, if
+/// that is why `err` happened.
+pub fn refused_status(err: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    use rmcp::transport::streamable_http_client::{AuthRequiredError, InsufficientScopeError};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current.downcast_ref::<AuthRequiredError>().is_some() {
+            return Some(401);
+        }
+        if current.downcast_ref::<InsufficientScopeError>().is_some() {
+            return Some(403);
+        }
+        // Without a challenge the status is only in the text.
+        let text = current.to_string();
+        for status in [401, 403] {
+            if text.contains(&format!("HTTP {status}")) {
+                return Some(status);
+            }
+        }
+        source = current.source();
+    }
+    None
 }
 
 fn spawn_reason(err: &std::io::Error) -> String {
@@ -270,5 +437,43 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CappedLines<R> {
             }
         }
         polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(supported: &[&str]) -> ClientInitializeError {
+        ClientInitializeError::JsonRpcError(rmcp::model::ErrorData::new(
+            rmcp::model::ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+            Some(serde_json::json!({"requested": "2026-07-28", "supported": supported})),
+        ))
+    }
+
+    #[test]
+    fn a_server_of_only_revisions_without_initialize_is_asked_with_discover() {
+        match other_version(&refusal(&["2026-07-28", "2099-01-01"])) {
+            Some(Lifecycle::Discover(versions)) => {
+                assert_eq!(versions, [ProtocolVersion::V_2026_07_28])
+            }
+            _ => panic!("not discover"),
+        }
+    }
+
+    #[test]
+    fn a_server_of_older_revisions_gets_initialize_at_its_newest() {
+        match other_version(&refusal(&["2024-11-05", "2025-06-18"])) {
+            Some(Lifecycle::Initialize(version)) => {
+                assert_eq!(version, ProtocolVersion::V_2025_06_18)
+            }
+            _ => panic!("not initialize"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_naming_no_known_version_is_not_retried() {
+        assert!(other_version(&refusal(&["2099-01-01"])).is_none());
     }
 }

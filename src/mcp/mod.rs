@@ -70,6 +70,14 @@ pub enum McpError {
         code: i32,
         message: String,
     },
+    #[error(
+        "server `{server}`: {url} refused codemode (HTTP {status}): set the credentials it wants as a header in the server's config, e.g. headers = {{ Authorization = \"Bearer ${{TOKEN}}\" }} with TOKEN in the environment"
+    )]
+    Auth {
+        server: String,
+        status: u16,
+        url: String,
+    },
     #[error("server `{server}`: not restarted yet after failing ({reason})")]
     Backoff { server: String, reason: String },
     #[error("unknown server `{0}`")]
@@ -96,6 +104,9 @@ impl McpError {
             McpError::Protocol { .. } => "it broke the MCP protocol".into(),
             McpError::Rpc { code, .. } => format!("it answered with error {code}"),
             McpError::Backoff { .. } => "not restarted yet after failing".into(),
+            McpError::Auth { status, .. } => {
+                format!("it refused codemode's credentials (HTTP {status})")
+            }
             McpError::UnknownServer(_) => "not configured".into(),
         }
     }
@@ -112,6 +123,7 @@ impl McpError {
             | McpError::Protocol { server, .. }
             | McpError::Rpc { server, .. }
             | McpError::Backoff { server, .. }
+            | McpError::Auth { server, .. }
             | McpError::UnknownServer(server) => server,
         }
     }
@@ -372,6 +384,20 @@ impl Server {
         let server = self.spec.name.clone();
         match tokio::time::timeout(self.spec.call_timeout, request).await {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(rmcp::ServiceError::TransportSend(err)))
+                if connection::refused_status(&err).is_some() =>
+            {
+                let url = match &self.spec.transport {
+                    crate::config::Transport::Http { url, .. } => url.to_string(),
+                    crate::config::Transport::Stdio { .. } => String::new(),
+                };
+                self.retire(generation).await;
+                Err(McpError::Auth {
+                    server,
+                    status: connection::refused_status(&err).unwrap_or(401),
+                    url,
+                })
+            }
             Ok(Err(rmcp::ServiceError::TransportClosed))
             | Ok(Err(rmcp::ServiceError::TransportSend(_))) => {
                 self.retire(generation).await;

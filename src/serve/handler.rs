@@ -19,6 +19,7 @@ use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
+use super::view::{self, Shape, View, START_GRACE};
 use super::{api::ServerApis, index, Served, MODULE_URI};
 use crate::catalog::Catalog;
 use crate::discovery;
@@ -29,6 +30,11 @@ use crate::sandbox::{OutputSink, Stream};
 /// Most text one notification carries: a script printing fast has its
 /// lines batched, and a batch is cut here so no message grows unbounded.
 const NOTIFICATION_BYTES: usize = 8 * 1024;
+
+/// How long a run may be silent before a progress notification says it goes
+/// on: clients end a request that hears nothing for a while (the TypeScript
+/// SDK after 60 s by default) unless progress resets their clock.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The longest API `get_api` sends whole; past it, an outline. A model asks
 /// for one server's API to read it, and a 1,000-tool server's would fill
@@ -70,12 +76,12 @@ impl CodemodeServer {
 pub fn tools(
     catalog: &Catalog,
     apis: &ServerApis,
-    options: &Options,
-    max_timeout: std::time::Duration,
-    index_budget: usize,
+    shape: &Shape,
+    starting: &[String],
+    unavailable: &[String],
 ) -> Vec<Tool> {
-    let default_s = options.limits.timeout.as_secs_f64();
-    let max_s = max_timeout.as_secs_f64();
+    let default_s = shape.default_timeout.as_secs_f64();
+    let max_s = shape.max_timeout.as_secs_f64();
     let example = catalog
         .servers
         .iter()
@@ -101,8 +107,26 @@ signatures with get_api. No network but the tools; nothing persists between runs
         seconds(default_s),
         seconds(max_s)
     );
-    let budget = index_budget.saturating_sub(crate::tokens::count(&preamble));
-    let description = preamble + &index::index(&catalog.servers, apis.attrs(), budget);
+    let note = view::missing_note(starting, unavailable).unwrap_or_default();
+    let listed = if catalog.tool_count() == 0 && !note.is_empty() {
+        "No MCP tools are listed yet.\n".to_string()
+    } else {
+        // Guessed until the tokenizer is loaded (`view` then builds it again):
+        // loading takes seconds on a slow machine, while a client waits for
+        // the tool list.
+        let count = crate::tokens::count_or_guess;
+        let budget = shape
+            .index_budget
+            .saturating_sub(count(&preamble) + count(&note));
+        index::index_counted(&catalog.servers, apis.attrs(), budget, count)
+    };
+    let mut description = preamble + &listed;
+    if !note.is_empty() {
+        if !description.ends_with('\n') {
+            description.push('\n');
+        }
+        description.push_str(&note);
+    }
 
     let execute = Tool::new(
         "execute_python",
@@ -212,6 +236,8 @@ impl ServerHandler for CodemodeServer {
             .enable_logging()
             .enable_resources()
             .enable_tools()
+            // Servers start after `initialize` is answered; see `view`.
+            .enable_tool_list_changed()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")))
@@ -227,11 +253,29 @@ impl ServerHandler for CodemodeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.served.tools.clone()))
+        let view = self.served.views.settled_all(START_GRACE).await;
+        Ok(ListToolsResult::with_all_items(view.tools.clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.served.tools.iter().find(|t| t.name == name).cloned()
+        let view = self.served.views.current();
+        view.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    /// From here on the session hears of each server that finishes starting,
+    /// as a change of the tool list (the index in execute_python's
+    /// description names its tools). Ends with the session.
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        let mut changes = self.served.views.subscribe();
+        changes.mark_unchanged();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if peer.notify_tool_list_changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     async fn call_tool(
@@ -242,8 +286,8 @@ impl ServerHandler for CodemodeServer {
         let arguments = request.arguments.unwrap_or_default();
         let result = match request.name.as_ref() {
             "execute_python" => self.execute(&arguments, context).await,
-            "search_tools" => self.search(&arguments),
-            "get_api" => self.get_api(&arguments),
+            "search_tools" => self.search(&arguments).await,
+            "get_api" => self.get_api(&arguments).await,
             other => {
                 return Err(McpError::invalid_params(
                     format!(
@@ -261,13 +305,14 @@ impl ServerHandler for CodemodeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        let view = self.served.views.settled_all(START_GRACE).await;
         let resource = Resource::new(MODULE_URI, "mcp_tools.py")
             .with_title("mcp_tools.py: the Python API of every tool")
             .with_description(
                 "The module code run by execute_python imports: one object per server, one method per tool.",
             )
             .with_mime_type("text/x-python")
-            .with_size(self.served.module.len() as u64);
+            .with_size(view.module.len() as u64);
         Ok(ListResourcesResult::with_all_items(vec![resource]))
     }
 
@@ -282,8 +327,9 @@ impl ServerHandler for CodemodeServer {
                 None,
             ));
         }
-        let contents = ResourceContents::text(self.served.module.clone(), MODULE_URI)
-            .with_mime_type("text/x-python");
+        let view = self.served.views.settled_all(START_GRACE).await;
+        let contents =
+            ResourceContents::text(view.module.clone(), MODULE_URI).with_mime_type("text/x-python");
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
@@ -311,7 +357,7 @@ impl ServerHandler for CodemodeServer {
 }
 
 impl CodemodeServer {
-    fn search(&self, arguments: &JsonObject) -> CallToolResult {
+    async fn search(&self, arguments: &JsonObject) -> CallToolResult {
         let query = arguments.get("query").and_then(Value::as_str).unwrap_or("");
         let detail = match arguments.get("detail").and_then(Value::as_str) {
             None => bridge_gen::Detail::Summary,
@@ -324,36 +370,46 @@ impl CodemodeServer {
             .get("limit")
             .and_then(Value::as_u64)
             .map_or(discovery::DEFAULT_LIMIT, |n| n as usize);
-        let mut text = discovery::search_text(&self.served.catalog, query, detail, limit);
-        if !self.served.unavailable.is_empty() {
+        let view = self.served.views.settled_all(START_GRACE).await;
+        let mut text = discovery::search_text(&view.catalog, query, detail, limit);
+        if !view.starting.is_empty() {
+            text.push_str(&format!(
+                "Not searched yet (still starting): {}\n",
+                view.starting.join(", ")
+            ));
+        }
+        if !view.unavailable.is_empty() {
             text.push_str(&format!(
                 "Not searched (did not answer at startup): {}\n",
-                self.served.unavailable.join("; ")
+                view.unavailable.join("; ")
             ));
         }
         text_result(text, false)
     }
 
-    fn get_api(&self, arguments: &JsonObject) -> CallToolResult {
+    async fn get_api(&self, arguments: &JsonObject) -> CallToolResult {
         let Some(server) = arguments.get("server").and_then(Value::as_str) else {
             return text_result("`server` (a server's name) is required", true);
         };
+        let view = self.served.views.settled_all(START_GRACE).await;
         // The module attribute works as well as the configured name.
-        let name = self
-            .served
+        let name = view
             .apis
             .attrs()
             .iter()
             .find(|(name, attr)| *name == server || *attr == server)
             .map(|(name, _)| name.as_str());
-        match name.and_then(|n| self.served.apis.get(n).map(|api| (n, api))) {
+        match name.and_then(|n| view.apis.get(n).map(|api| (n, api))) {
             Some((name, api)) if crate::tokens::count(api) > API_TOKENS => {
-                text_result(self.api_outline(name, api), false)
+                text_result(api_outline(&view, name, api), false)
             }
             Some((_, api)) => text_result(api, false),
+            None if view.starting.iter().any(|s| s == server) => text_result(
+                format!("server `{server}` is still starting; ask again in a moment"),
+                true,
+            ),
             None => {
-                let known: Vec<&str> = self
-                    .served
+                let known: Vec<&str> = view
                     .catalog
                     .servers
                     .iter()
@@ -373,39 +429,40 @@ impl CodemodeServer {
             }
         }
     }
+}
 
-    /// Instead of an API too long to read at once: each method's summary,
-    /// as many as fit, and how to get the signatures wanted.
-    fn api_outline(&self, name: &str, api: &str) -> String {
-        let tools = self
-            .served
-            .catalog
-            .servers
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.tools.as_slice())
-            .unwrap_or_default();
-        let import = api.lines().next().unwrap_or_default();
-        let mut text = format!(
-            "{import}\n# Its whole API is about {} tokens, too long to send at once. Its {} methods \
+/// Instead of an API too long to read at once: each method's summary, as
+/// many as fit, and how to get the signatures wanted.
+fn api_outline(view: &View, name: &str, api: &str) -> String {
+    let tools = view
+        .catalog
+        .servers
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.tools.as_slice())
+        .unwrap_or_default();
+    let import = api.lines().next().unwrap_or_default();
+    let mut text = format!(
+        "{import}\n# Its whole API is about {} tokens, too long to send at once. Its {} methods \
              are below; get the signatures you need with search_tools(query, detail=\"full\"), or \
              read the resource {MODULE_URI}.\n\n",
-            crate::tokens::count(api),
-            tools.len()
-        );
-        let mut used = crate::tokens::count(&text);
-        for (i, tool) in tools.iter().enumerate() {
-            let line = bridge_gen::tool_signature(name, tool, bridge_gen::Detail::Summary) + "\n";
-            used += crate::tokens::count(&line);
-            if used > API_TOKENS {
-                text.push_str(&format!("… and {} more\n", tools.len() - i));
-                break;
-            }
-            text.push_str(&line);
+        crate::tokens::count(api),
+        tools.len()
+    );
+    let mut used = crate::tokens::count(&text);
+    for (i, tool) in tools.iter().enumerate() {
+        let line = bridge_gen::tool_signature(name, tool, bridge_gen::Detail::Summary) + "\n";
+        used += crate::tokens::count(&line);
+        if used > API_TOKENS {
+            text.push_str(&format!("… and {} more\n", tools.len() - i));
+            break;
         }
-        text
+        text.push_str(&line);
     }
+    text
+}
 
+impl CodemodeServer {
     async fn execute(
         &self,
         arguments: &JsonObject,
@@ -445,15 +502,8 @@ impl CodemodeServer {
             allow_partial: true,
         };
 
-        // Waiting for a slot ends with the caller's cancellation too.
-        let _permit = tokio::select! {
-            permit = self.served.slots.acquire() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return text_result("codemode is shutting down", true),
-            },
-            _ = context.ct.cancelled() => return text_result("cancelled before it started", true),
-        };
-
+        // Output and heartbeats flow from here on: waiting for a slot or for
+        // a server to start can take long too.
         let (lines, received) = mpsc::unbounded_channel::<(Stream, Vec<u8>)>();
         let sink = OutputSink::ends(
             self.served.max_output,
@@ -467,26 +517,15 @@ impl CodemodeServer {
             .live_target(&context)
             .map(|target| tokio::spawn(forward(received, context.peer.clone(), target)));
 
-        let outcome = self
-            .served
-            .runner
-            .run(
-                &self.served.module,
-                "main.py",
-                code,
-                &options,
-                &sink,
-                context.ct.clone(),
-            )
-            .await;
+        let outcome = self.run_when_ready(code, &options, &sink, &context).await;
+        let max_output = self.served.max_output;
         let result = match outcome {
-            Ok(report) => report_result(report, &sink, self.served.max_output),
+            Err(refused) => refused,
+            Ok(Ok(report)) => report_result(report, &sink, max_output),
             // The report's `error` says the sandbox was lost; what ran until
             // then is worth more to the client than the message alone.
-            Err(Error::RunLost { report, .. }) => {
-                report_result(*report, &sink, self.served.max_output)
-            }
-            Err(err) => {
+            Ok(Err(Error::RunLost { report, .. })) => report_result(*report, &sink, max_output),
+            Ok(Err(err)) => {
                 tracing::info!("execute_python: could not run: {err}");
                 text_result(format!("codemode could not run the code: {err}"), true)
             }
@@ -498,6 +537,48 @@ impl CodemodeServer {
             let _ = forwarder.await;
         }
         result
+    }
+
+    /// Waits for a slot and for the servers `code` names that are still
+    /// starting (each no longer than its own start may take), then runs it
+    /// with the stub module of every server up by then.
+    async fn run_when_ready(
+        &self,
+        code: &str,
+        options: &Options,
+        sink: &OutputSink,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Result<Report, Error>, CallToolResult> {
+        // Waiting ends with the caller's cancellation too.
+        let _permit = tokio::select! {
+            permit = self.served.slots.acquire() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return Err(text_result("codemode is shutting down", true)),
+            },
+            _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
+        };
+        let views = &self.served.views;
+        let (named, longest) = views.named_and_starting(code);
+        let ready = async {
+            views.settled_all(START_GRACE).await;
+            views.settled(&named, longest).await
+        };
+        let view = tokio::select! {
+            view = ready => view,
+            _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
+        };
+        Ok(self
+            .served
+            .runner
+            .run(
+                &view.module,
+                "main.py",
+                code,
+                options,
+                sink,
+                context.ct.clone(),
+            )
+            .await)
     }
 
     /// Where live output goes: progress notifications when the client gave a
@@ -652,13 +733,32 @@ async fn forward(
     target: Target,
 ) {
     let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut lines_sent = 0u64;
+    // The progress value: lines sent, and one for each heartbeat.
+    let mut progress = 0u64;
+    let started = tokio::time::Instant::now();
+    let mut last_sent = started;
     let mut open = true;
     while open {
         let mut batch: Vec<(Stream, String)> = Vec::new();
-        match received.recv().await {
-            Some(chunk) => take_lines(chunk, &mut partial, &mut batch),
-            None => open = false,
+        let next = match target {
+            Target::Progress(_) => {
+                tokio::time::timeout_at(last_sent + HEARTBEAT, received.recv()).await
+            }
+            // Log messages reset no client's request timeout.
+            Target::Log => Ok(received.recv().await),
+        };
+        match next {
+            Ok(Some(chunk)) => take_lines(chunk, &mut partial, &mut batch),
+            Ok(None) => open = false,
+            Err(_) => {
+                progress += 1;
+                let beat = format!("still running ({} s)", started.elapsed().as_secs());
+                if heartbeat(&peer, &target, beat, progress).await.is_err() {
+                    return;
+                }
+                last_sent = tokio::time::Instant::now();
+                continue;
+            }
         }
         while let Ok(chunk) = received.try_recv() {
             take_lines(chunk, &mut partial, &mut batch);
@@ -672,11 +772,12 @@ async fn forward(
             }
         }
         for group in group_lines(batch) {
-            lines_sent += group.1.lines().count().max(1) as u64;
-            if send(&peer, &target, group, lines_sent).await.is_err() {
+            progress += group.1.lines().count().max(1) as u64;
+            if send(&peer, &target, group, progress).await.is_err() {
                 // The client is gone; the run ends with its cancellation.
                 return;
             }
+            last_sent = tokio::time::Instant::now();
         }
     }
 }
@@ -748,6 +849,25 @@ async fn send(
             )
             .await
         }
+    }
+}
+
+/// A progress notification that says only that the run goes on.
+async fn heartbeat(
+    peer: &Peer<RoleServer>,
+    target: &Target,
+    message: String,
+    progress: u64,
+) -> Result<(), rmcp::ServiceError> {
+    match target {
+        Target::Progress(token) => {
+            peer.notify_progress(
+                ProgressNotificationParam::new(token.clone(), progress as f64)
+                    .with_message(message),
+            )
+            .await
+        }
+        Target::Log => Ok(()),
     }
 }
 

@@ -26,6 +26,16 @@ const PER_SERVER: &[usize] = &[usize::MAX, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1,
 /// The index text for `servers` (with their Python names as `attrs` gives
 /// them, configured name → module attribute), within `budget` tokens.
 pub fn index(servers: &[ServerTools], attrs: &BTreeMap<String, String>, budget: usize) -> String {
+    index_counted(servers, attrs, budget, tokens::count)
+}
+
+/// [`index`] with tokens counted by `count`.
+pub fn index_counted(
+    servers: &[ServerTools],
+    attrs: &BTreeMap<String, String>,
+    budget: usize,
+    count: fn(&str) -> usize,
+) -> String {
     let servers: Vec<&ServerTools> = servers.iter().filter(|s| !s.tools.is_empty()).collect();
     let total: usize = servers.iter().map(|s| s.tools.len()).sum();
     if total == 0 {
@@ -38,15 +48,8 @@ pub fn index(servers: &[ServerTools], attrs: &BTreeMap<String, String>, budget: 
             .unwrap_or_else(|| s.name.clone())
     };
 
-    let mut every_tool = String::from("Callable (server.tool: summary):\n");
-    for server in &servers {
-        for tool in &server.tools {
-            let line = tool_signature(&server.name, tool, Detail::Summary);
-            every_tool.push_str(&with_attr(&line, &attr(server)));
-            every_tool.push('\n');
-        }
-    }
-    if tokens::count(&every_tool) <= budget {
+    let every_tool = every_tool(&servers, attrs);
+    if count(&every_tool) <= budget {
         return every_tool;
     }
 
@@ -59,7 +62,7 @@ pub fn index(servers: &[ServerTools], attrs: &BTreeMap<String, String>, budget: 
         for server in &servers {
             text.push_str(&server_line(server, &attr(server), shown));
         }
-        if tokens::count(&text) <= budget {
+        if count(&text) <= budget {
             return text;
         }
     }
@@ -69,11 +72,28 @@ pub fn index(servers: &[ServerTools], attrs: &BTreeMap<String, String>, budget: 
     for (i, server) in servers.iter().enumerate() {
         let line = server_line(server, &attr(server), 0);
         let rest = format!("- … and {} more\n", servers.len() - i);
-        if tokens::count(&format!("{text}{line}{rest}")) > budget {
+        if count(&format!("{text}{line}{rest}")) > budget {
             text.push_str(&rest);
             return text;
         }
         text.push_str(&line);
+    }
+    text
+}
+
+/// Every tool with its summary, however long.
+fn every_tool(servers: &[&ServerTools], attrs: &BTreeMap<String, String>) -> String {
+    let mut text = String::from("Callable (server.tool: summary):\n");
+    for server in servers.iter() {
+        let attr = attrs
+            .get(&server.name)
+            .cloned()
+            .unwrap_or_else(|| server.name.clone());
+        for tool in &server.tools {
+            let line = tool_signature(&server.name, tool, Detail::Summary);
+            text.push_str(&with_attr(&line, &attr));
+            text.push('\n');
+        }
     }
     text
 }

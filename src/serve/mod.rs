@@ -4,13 +4,15 @@
 //! `exec` runs it), `search_tools` and `get_api` for discovery; and the whole
 //! stub module as a resource.
 //!
-//! Everything a client reads is built once at startup (the servers' tool
-//! lists, the stub module, the index), and the servers stay warm for every
-//! run after that.
+//! The servers start in the background (`view`): `initialize` is answered at
+//! once, what a client reads (the tool lists, the stub module, the index) is
+//! rebuilt as each server comes up, and the servers stay warm for every run
+//! after that.
 
 pub(crate) mod api;
 mod handler;
 pub(crate) mod index;
+mod view;
 mod wire;
 
 use std::net::SocketAddr;
@@ -19,12 +21,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{self, Catalog};
 use crate::cli::ServeArgs;
 use crate::context::Context;
 use crate::error::Error;
 use crate::exec::{stop_signals, Options, Runner};
-use crate::progress::Progress;
 
 pub use handler::CodemodeServer;
 
@@ -39,28 +39,24 @@ pub const TOKEN_ENV: &str = "CODEMODE_SERVE_TOKEN";
 /// message sizes clients refuse.
 pub const DEFAULT_MAX_OUTPUT: usize = 32 * 1024;
 
-/// What every request reads, built once at startup.
+/// What every request reads.
 pub struct Served {
     pub runner: Runner,
-    pub catalog: Catalog,
-    /// The stub module every run imports (also the resource).
-    pub module: String,
-    pub apis: api::ServerApis,
-    pub tools: Vec<rmcp::model::Tool>,
     pub options: Options,
     pub max_timeout: Duration,
     /// Bytes of each stream a result holds.
     pub max_output: usize,
     /// Runs at once; others wait for a permit.
     pub slots: tokio::sync::Semaphore,
-    /// Servers that did not answer at startup, with why.
-    pub unavailable: Vec<String>,
+    /// The servers' tools as far as they have started.
+    pub views: view::Views,
 }
 
 pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     // Watched from the very start, not only once serving: a client that gives
-    // up while the servers start or before it sends `initialize` stops us with
-    // a signal too, and its default action would end us without stopping them.
+    // up while the sandbox is picked or before it sends `initialize` stops us
+    // with a signal too, and its default action would end us without
+    // stopping the servers.
     let stop = CancellationToken::new();
     let stopped = stop_signals();
     tokio::spawn({
@@ -98,44 +94,46 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         // has started yet, so there is nothing to shut down.
         _ = stop.cancelled() => return Ok(()),
     };
-    let progress = Progress::new(ctx.global.quiet);
-    let collected = tokio::select! {
-        collected = catalog::collect(runner.registry(), &specs, &progress) => Some(collected),
-        // A server stuck starting must not hold the stop for its connect timeout.
-        _ = stop.cancelled() => None,
+    let shape = view::Shape {
+        allow: options.allow.clone(),
+        default_timeout: options.limits.timeout,
+        max_timeout,
+        index_budget: args.index_budget,
     };
-    drop(progress);
-    let Some((mut catalog, failures)) = collected else {
-        runner.shutdown().await;
-        return Ok(());
-    };
-    let unavailable: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
-    for failure in &unavailable {
-        // A desktop client starts `serve` with every server it knows; one
-        // server that fails must not take the others away.
-        eprintln!("codemode: warning: {failure}; its tools are left out");
-    }
-    catalog.narrow(&options.allow);
-    let module = bridge_gen::generate(&catalog.servers);
-    let apis = api::ServerApis::new(&catalog.servers, &module);
-    let tools = handler::tools(&catalog, &apis, &options, max_timeout, args.index_budget);
     let served = Arc::new(Served {
         runner,
-        catalog,
-        module,
-        apis,
-        tools,
         options,
         max_timeout,
         max_output,
         slots: tokio::sync::Semaphore::new(args.max_concurrent.max(1)),
-        unavailable,
+        views: view::Views::new(specs, shape),
+    });
+    // The servers start while the client connects; see `view`.
+    let starting = tokio::spawn({
+        let served = Arc::clone(&served);
+        async move {
+            let registry = Arc::clone(served.runner.registry());
+            served.views.start_all(&registry).await;
+        }
+    });
+    // Until the tokenizer is loaded the index's sizes are guessed; then it is
+    // built again with real counts.
+    let counted = tokio::task::spawn_blocking({
+        let served = Arc::clone(&served);
+        move || {
+            crate::tokens::load();
+            served.views.rebuild();
+        }
     });
 
     let result = match http {
         None => serve_stdio(ctx, Arc::clone(&served), &stop).await,
         Some(plan) => plan.serve(ctx, Arc::clone(&served), &stop).await,
     };
+    // A server still starting is dropped with its start, which kills it.
+    starting.abort();
+    let _ = starting.await;
+    drop(counted);
     served.runner.shutdown().await;
     result
 }
@@ -149,9 +147,8 @@ async fn serve_stdio(
 ) -> Result<(), Error> {
     use rmcp::ServiceExt;
     ctx.say(&format!(
-        "codemode serve: MCP on stdio ({} tools of {} servers behind it)",
-        served.catalog.tool_count(),
-        served.catalog.servers.len()
+        "codemode serve: MCP on stdio ({} behind it, starting)",
+        crate::text::plural(served.runner.registry().names().count(), "server")
     ));
     let service = tokio::select! {
         service = CodemodeServer::new(served).serve(stdio_transport()) => service
@@ -260,10 +257,9 @@ impl HttpPlan {
             ));
         }
         ctx.say(&format!(
-            "codemode serve on http://{}{HTTP_PATH} ({} tools of {} servers behind it{})",
+            "codemode serve on http://{}{HTTP_PATH} ({} behind it, starting{})",
             self.local,
-            served.catalog.tool_count(),
-            served.catalog.servers.len(),
+            crate::text::plural(served.runner.registry().names().count(), "server"),
             if self.token.is_some() {
                 format!("; clients send the {TOKEN_ENV} token")
             } else {
