@@ -448,6 +448,40 @@ done({ took_ms: Date.now() - started, seen, isError: r.isError ?? false, stdout:
 }
 
 #[test]
+fn heartbeats_keep_a_silent_typescript_call_alive_past_its_timeout() {
+    let Some(tools) = node_tools() else { return };
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    // Silent for 40 s under a 20 s client timeout: only the heartbeats
+    // (at least every 15 s) can restart the clock, and a missing one fails
+    // the call. A client on the SDK's default 60 s and a 90 s run fare the
+    // same way.
+    let result = ts_client(
+        &tools,
+        &server.url,
+        r#"
+const seen = [];
+const started = Date.now();
+const r = await client.callTool(
+  { name: "execute_python", arguments: { code: "import time\ntime.sleep(40)\nprint('done')\n", timeout_s: 60 } },
+  undefined,
+  { onprogress: (p) => seen.push(p), timeout: 20000, resetTimeoutOnProgress: true },
+);
+done({ took_ms: Date.now() - started, seen, isError: r.isError ?? false, stdout: r.structuredContent.stdout });
+"#,
+    );
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["stdout"], "done\n", "{result}");
+    assert!(
+        result["seen"].as_array().unwrap().len() >= 2,
+        "two heartbeats in 40 s: {result}"
+    );
+    assert!(
+        result["took_ms"].as_f64().unwrap() > 40000.0,
+        "the run outlasted the client's timeout: {result}"
+    );
+}
+
+#[test]
 fn a_typescript_client_that_times_out_cancels_and_the_run_is_killed() {
     let Some(tools) = node_tools() else { return };
     // One run at a time: the second call is quick only if the first one's
