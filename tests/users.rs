@@ -259,6 +259,17 @@ fn attack(place: &Place, attacker: &User, victim_uid: Option<u32>, marker: &str)
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The attacker found the one live run and a process of it, and got
+/// nowhere with either.
+fn assert_every_attempt_failed(outcome: &Value, run: &str) {
+    assert_eq!(outcome["found"]["runs"], 1, "{outcome}");
+    assert!(
+        outcome["found"]["processes"].as_u64().unwrap_or(0) >= 1,
+        "the attacker found no process of the run to attack: {outcome}"
+    );
+    assert_eq!(outcome["succeeded"], Value::Array(vec![]), "{run}");
+}
+
 fn assert_attack_fails(backend: &str, victim: Who) {
     let Some((_, mallory)) = User::others() else {
         eprintln!("skipped: needs root to make two users");
@@ -275,16 +286,7 @@ fn assert_attack_fails(backend: &str, victim: Who) {
     let outcome = attack(&place, &mallory, victim_uid, "victim_marker");
     let run = Run::from(child.wait_with_output().unwrap());
 
-    assert_eq!(outcome["found"]["runs"], 1, "{outcome}");
-    assert!(
-        outcome["found"]["processes"].as_u64().unwrap_or(0) >= 1,
-        "the attacker found no process of the run to attack: {outcome}"
-    );
-    assert_eq!(
-        outcome["succeeded"],
-        Value::Array(vec![]),
-        "{backend} run of {victim:?}"
-    );
+    assert_every_attempt_failed(&outcome, &format!("{backend} run of {victim:?}"));
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(
         run.stdout(),
@@ -339,16 +341,7 @@ async def main():
     let _ = serve.kill();
     let _ = serve.wait();
 
-    assert_eq!(outcome["found"]["runs"], 1, "{outcome}");
-    assert!(
-        outcome["found"]["processes"].as_u64().unwrap_or(0) >= 1,
-        "the attacker found no process of the run to attack: {outcome}"
-    );
-    assert_eq!(
-        outcome["succeeded"],
-        Value::Array(vec![]),
-        "serve run of {victim:?}"
-    );
+    assert_every_attempt_failed(&outcome, &format!("serve run of {victim:?}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(
