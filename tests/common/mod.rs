@@ -55,15 +55,22 @@ pub fn tools_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("CODEMODE_TOOLS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".venv"));
-    if dir.join("bin").join("mcp-server-time").exists() {
-        return Some(dir);
+    let found = dir.join("bin").join("mcp-server-time").exists();
+    installed(found.then_some(()), "third-party MCP servers", &dir).map(|()| dir)
+}
+
+/// `found`, or, when `what` is missing from `dir`: in CI a failed test,
+/// elsewhere a skipped one (None), said on stderr.
+pub fn installed<T>(found: Option<T>, what: &str, dir: &Path) -> Option<T> {
+    if found.is_some() {
+        return found;
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "third-party MCP servers are missing from {}: run .ci/install-mcp-servers.sh",
+        "{what}: missing from {}: run .ci/install-mcp-servers.sh",
         dir.display()
     );
-    eprintln!("skipped: third-party MCP servers not installed (run .ci/install-mcp-servers.sh)");
+    eprintln!("skipped: {what}: not installed (run .ci/install-mcp-servers.sh)");
     None
 }
 
@@ -415,16 +422,7 @@ pub fn mcp_python() -> Option<PathBuf> {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the Python mcp SDK is missing from {}: run .ci/install-mcp-servers.sh",
-        dir.display()
-    );
-    eprintln!("skipped: the Python mcp SDK is not installed (run .ci/install-mcp-servers.sh)");
-    None
+    installed(ok.then_some(python), "the Python mcp SDK", &dir)
 }
 
 /// What every client script starts with: a connected `Client` for the
