@@ -1,11 +1,11 @@
 //! What every subcommand starts from: the global flags, the config they name,
 //! and the servers it selects.
 
-use crate::catalog::{self, Catalog};
+use codemode_mcp::catalog::{self, Catalog};
 use crate::cli::GlobalArgs;
-use crate::config::{self, Config, ResolvedServer};
+use codemode_config::{Config, ResolvedServer};
 use crate::error::Error;
-use crate::mcp::{McpError, Registry};
+use codemode_mcp::{McpError, Registry};
 use crate::progress::Progress;
 
 pub struct Context {
@@ -18,7 +18,7 @@ impl Context {
     }
 
     pub fn config(&self) -> Result<Config, Error> {
-        let config = config::load(
+        let config = codemode_config::load(
             self.global.config.as_deref(),
             self.global.mcp_json.as_deref(),
         )?;

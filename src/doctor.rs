@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DoctorArgs;
-use crate::config::{Config, ConfigError};
+use codemode_config::{Config, ConfigError};
 use crate::context::Context;
 use crate::error::Error;
 use crate::sandbox::{self, docker, native, Limits, OutputSink, RunDir, RunSpec};
@@ -240,7 +240,7 @@ async fn trial_run(backend: &sandbox::Backend) -> Result<(), String> {
             "a trial run printed {:?} and ended {:?}: {}",
             out.stdout,
             finished,
-            crate::text::one_line(&out.stderr)
+            codemode_text::one_line(&out.stderr)
         ))
     }
 }

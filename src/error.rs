@@ -1,8 +1,8 @@
 //! The one place where failures become a message on stderr and an exit code.
 
-use crate::config::ConfigError;
+use codemode_config::ConfigError;
 use crate::exec::Report;
-use crate::mcp::McpError;
+use codemode_mcp::McpError;
 use crate::sandbox::SandboxError;
 
 /// Exit codes other parts of the system and users' scripts rely on.
@@ -93,7 +93,7 @@ pub fn report(err: &Error) -> i32 {
     if !message.is_empty() {
         // Errors from nested sources can carry newlines (a server's message); one
         // line keeps them greppable and keeps scripts' stderr parsing simple.
-        eprintln!("codemode: error: {}", crate::text::one_line(&message));
+        eprintln!("codemode: error: {}", codemode_text::one_line(&message));
     }
     err.exit_code()
 }

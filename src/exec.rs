@@ -12,18 +12,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{
+use codemode_mcp::bridge::{
     Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits, UnixSocket,
 };
-use crate::catalog;
+use codemode_mcp::catalog;
 use crate::cli::ExecArgs;
-use crate::config::{parse_limit, parse_size, Config, ResolvedServer};
+use codemode_config::{parse_limit, parse_size, Config, ResolvedServer};
 use crate::context::Context;
 use crate::error::{exit, Error};
-use crate::mcp::Registry;
+use codemode_mcp::Registry;
 use crate::progress::Progress;
 use crate::sandbox::{self, Backend, Limits, OutputSink, RunDir, RunSpec, Stream};
-use crate::text::human_bytes;
+use codemode_text::human_bytes;
 
 /// Everything one execution needs besides the script.
 pub struct Options {
@@ -142,7 +142,7 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
                 // kill): the exit code says so, as for any run a signal ended.
                 eprintln!(
                     "codemode: error: {}",
-                    crate::text::one_line(&source.to_string())
+                    codemode_text::one_line(&source.to_string())
                 );
                 return Err(Error::Reported(128 + signal));
             }
@@ -468,7 +468,7 @@ impl Options {
 
 /// The config's limits over the defaults; what it sets is the user's
 /// choice, enforced or refused (see [`sandbox::Chosen`]).
-fn limits_from(config: &crate::config::SandboxConfig) -> Result<Limits, Error> {
+fn limits_from(config: &codemode_config::SandboxConfig) -> Result<Limits, Error> {
     let mut limits = Limits {
         timeout: config.timeout,
         pids: config.pids,

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::catalog::Catalog;
+use codemode_mcp::catalog::Catalog;
 use crate::cli::GenBridgeArgs;
 use crate::context::Context;
 use crate::error::{exit, Error};
-use crate::tokens;
+use codemode_mcp::tokens;
 
 pub async fn run(ctx: &Context, args: &GenBridgeArgs) -> Result<(), Error> {
     let catalog = ctx.catalog(&args.servers, args.allow_partial).await?;

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::cli::InitArgs;
-use crate::config::mcp_json::{self, Entry};
-use crate::config::{Config, FILE_NAME};
+use codemode_config::mcp_json::{self, Entry};
+use codemode_config::{Config, FILE_NAME};
 use crate::context::Context;
 use crate::error::Error;
-use crate::text::plural;
+use codemode_text::plural;
 
 /// One MCP client config file, where it was found.
 #[derive(Debug, Clone)]

@@ -4,22 +4,16 @@
 
 pub mod agent;
 mod atomic;
-pub mod bridge;
-mod catalog;
 pub mod cli;
-pub mod config;
+pub mod commands;
 pub mod context;
-mod discovery;
 pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod gen_bridge;
 pub mod init;
-pub mod mcp;
 mod progress;
 pub mod sandbox;
 pub mod serve;
 mod terminal;
-mod text;
-mod tokens;
 pub mod tools;

@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser};
 use codemode::cli::{Cli, Command};
 use codemode::context::Context;
 use codemode::error::{self, Error};
-use codemode::{agent, bridge, doctor, exec, gen_bridge, init, sandbox, serve, tools};
+use codemode::{agent, commands, doctor, exec, gen_bridge, init, sandbox, serve, tools};
 
 fn main() {
     // The native sandbox re-executes codemode as its setup process; that path
@@ -46,7 +46,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::GenBridge(args) => block_on(gen_bridge::run(&ctx, &args)),
         Command::Tools(args) => block_on(tools::run(&ctx, &args)),
-        Command::Bridge(args) => block_on(bridge::standalone::run(&ctx, &args)),
+        Command::Bridge(args) => block_on(commands::bridge::run(&ctx, &args)),
         Command::Exec(args) => block_on(exec::run(&ctx, &args)),
         Command::Ask(args) => block_on(agent::run(&ctx, &args)),
         Command::Serve(args) => block_on(serve::run(&ctx, &args)),

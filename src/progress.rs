@@ -86,3 +86,19 @@ impl Task {
         }
     }
 }
+
+impl codemode_mcp::catalog::Watch for Progress {
+    type Task = Task;
+
+    fn started(&self, server: &str, doing: &str) -> Task {
+        self.start(server, doing)
+    }
+
+    fn succeeded(&self, task: Task, note: &str) {
+        task.succeed(note);
+    }
+
+    fn failed(&self, task: Task, error: &str) {
+        task.fail(error);
+    }
+}

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::catalog::Match;
+use codemode_mcp::catalog::Match;
 use crate::cli::ToolsArgs;
 use crate::context::Context;
 use crate::error::Error;

@@ -11,9 +11,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use axum::body::Body;
-use codemode::bridge::{self, Bridge, ErrorKind, GrantSpec, RequestLimits};
-use codemode::config::Config;
-use codemode::mcp::Registry;
+use codemode_mcp::bridge::{self, Bridge, ErrorKind, GrantSpec, RequestLimits};
+use codemode_config::Config;
+use codemode_mcp::Registry;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -151,7 +151,7 @@ pub fn config(data: &[u8]) {
             }
         }
     }
-    if let Err(var) = codemode::config::expand(text, &lookup) {
+    if let Err(var) = codemode_config::expand(text, &lookup) {
         assert!(
             text.contains(&var),
             "an unset variable not in the text: {var}"

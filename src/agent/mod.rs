@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{self, Catalog};
+use codemode_mcp::catalog::{self, Catalog};
 use crate::cli::AskArgs;
 use crate::context::Context;
 use crate::error::Error;
@@ -25,7 +25,7 @@ use crate::exec::{stop_signal, Options, Report, Runner};
 use crate::progress::Progress;
 use crate::sandbox::OutputSink;
 use crate::serve::{api::ServerApis, index};
-use crate::tokens;
+use codemode_mcp::tokens;
 
 pub use provider::LlmError;
 use provider::{Client, Message};
@@ -411,7 +411,7 @@ fn observation(report: &Report, options: &Options) -> String {
         } else {
             out.push_str(&format!(
                 "{name}:\n{}\n",
-                crate::text::middle(text, FEEDBACK_BYTES).trim_end()
+                codemode_text::middle(text, FEEDBACK_BYTES).trim_end()
             ));
         }
     }

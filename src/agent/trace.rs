@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::bridge::CallRecord;
+use codemode_mcp::bridge::CallRecord;
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

@@ -167,7 +167,7 @@ impl OutputSink {
             head = &head[..whole];
             tail = &tail[start..];
         }
-        let text = crate::text::join_ends(
+        let text = codemode_text::join_ends(
             &String::from_utf8_lossy(head),
             dropped,
             &String::from_utf8_lossy(tail),

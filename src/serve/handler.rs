@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 
 use super::view::{self, Shape, View, START_GRACE};
 use super::{api::ServerApis, index, Served, MODULE_URI};
-use crate::catalog::Catalog;
-use crate::discovery;
+use codemode_mcp::catalog::Catalog;
+use codemode_mcp::discovery;
 use crate::error::Error;
 use crate::exec::{Options, Report};
 use crate::sandbox::{OutputSink, Stream};
@@ -114,7 +114,7 @@ signatures with get_api. No network but the tools; nothing persists between runs
         // Guessed until the tokenizer is loaded (`view` then builds it again):
         // loading takes seconds on a slow machine, while a client waits for
         // the tool list.
-        let count = crate::tokens::count_or_guess;
+        let count = codemode_mcp::tokens::count_or_guess;
         let budget = shape
             .index_budget
             .saturating_sub(count(&preamble) + count(&note));
@@ -400,7 +400,7 @@ impl CodemodeServer {
             .find(|(name, attr)| *name == server || *attr == server)
             .map(|(name, _)| name.as_str());
         match name.and_then(|n| view.apis.get(n).map(|api| (n, api))) {
-            Some((name, api)) if crate::tokens::count(api) > API_TOKENS => {
+            Some((name, api)) if codemode_mcp::tokens::count(api) > API_TOKENS => {
                 text_result(api_outline(&view, name, api), false)
             }
             Some((_, api)) => text_result(api, false),
@@ -446,13 +446,13 @@ fn api_outline(view: &View, name: &str, api: &str) -> String {
         "{import}\n# Its whole API is about {} tokens, too long to send at once. Its {} methods \
              are below; get the signatures you need with search_tools(query, detail=\"full\"), or \
              read the resource {MODULE_URI}.\n\n",
-        crate::tokens::count(api),
+        codemode_mcp::tokens::count(api),
         tools.len()
     );
-    let mut used = crate::tokens::count(&text);
+    let mut used = codemode_mcp::tokens::count(&text);
     for (i, tool) in tools.iter().enumerate() {
         let line = bridge_gen::tool_signature(name, tool, bridge_gen::Detail::Summary) + "\n";
-        used += crate::tokens::count(&line);
+        used += codemode_mcp::tokens::count(&line);
         if used > API_TOKENS {
             text.push_str(&format!("… and {} more\n", tools.len() - i));
             break;
@@ -665,7 +665,7 @@ fn rendered(report: &Report) -> CallToolResult {
         if more > 0 {
             text.push_str(&format!(
                 "… and {}\n",
-                crate::text::plural(more as usize, "more call")
+                codemode_text::plural(more as usize, "more call")
             ));
         }
     }
@@ -688,7 +688,7 @@ fn status(report: &Report) -> String {
     status.push_str(&format!(
         ", {} ms, {}",
         report.duration_ms,
-        crate::text::plural(calls as usize, "tool call")
+        codemode_text::plural(calls as usize, "tool call")
     ));
     let failed = report.tool_calls.iter().filter(|c| !c.ok).count();
     if failed > 0 {
@@ -936,8 +936,8 @@ mod tests {
         }
     }
 
-    fn call(ok: bool) -> crate::bridge::CallRecord {
-        crate::bridge::CallRecord {
+    fn call(ok: bool) -> codemode_mcp::bridge::CallRecord {
+        codemode_mcp::bridge::CallRecord {
             server: "news".into(),
             tool: "search".into(),
             ok,

@@ -73,9 +73,9 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     options.override_with(args.sandbox, args.timeout, &args.allow);
     let max_timeout = args.max_timeout.max(options.limits.timeout);
     let max_output = match (&args.max_output, &config.serve.max_output) {
-        (Some(text), _) => crate::config::parse_size(text)
+        (Some(text), _) => codemode_config::parse_size(text)
             .map_err(|e| Error::Usage(format!("--max-output: {e}")))?,
-        (None, Some(text)) => crate::config::parse_size(text)
+        (None, Some(text)) => codemode_config::parse_size(text)
             .map_err(|e| Error::Usage(format!("serve.max_output: {e}")))?,
         (None, None) => DEFAULT_MAX_OUTPUT as u64,
     };
@@ -121,7 +121,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     let counted = tokio::task::spawn_blocking({
         let served = Arc::clone(&served);
         move || {
-            crate::tokens::load();
+            codemode_mcp::tokens::load();
             served.views.rebuild();
         }
     });
@@ -148,7 +148,7 @@ async fn serve_stdio(
     use rmcp::ServiceExt;
     ctx.say(&format!(
         "codemode serve: MCP on stdio ({} behind it, starting)",
-        crate::text::plural(served.runner.registry().names().count(), "server")
+        codemode_text::plural(served.runner.registry().names().count(), "server")
     ));
     let service = tokio::select! {
         service = CodemodeServer::new(served).serve(stdio_transport()) => service
@@ -259,7 +259,7 @@ impl HttpPlan {
         ctx.say(&format!(
             "codemode serve on http://{}{HTTP_PATH} ({} behind it, starting{})",
             self.local,
-            crate::text::plural(served.runner.registry().names().count(), "server"),
+            codemode_text::plural(served.runner.registry().names().count(), "server"),
             if self.token.is_some() {
                 format!("; clients send the {TOKEN_ENV} token")
             } else {

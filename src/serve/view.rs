@@ -15,9 +15,9 @@ use tokio::sync::watch;
 
 use super::api::ServerApis;
 use super::handler;
-use crate::catalog::{self, Catalog};
-use crate::config::ResolvedServer;
-use crate::mcp::{McpError, Registry};
+use codemode_mcp::catalog::{self, Catalog};
+use codemode_config::ResolvedServer;
+use codemode_mcp::{McpError, Registry};
 
 /// How long a request that reads the view (tools/list, search, get_api, the
 /// module) waits for servers still starting: servers that come up at once

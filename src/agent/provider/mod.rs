@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use crate::config::LlmConfig;
+use codemode_config::LlmConfig;
 
 /// Attempts after the first on 429, 5xx and timeouts.
 const RETRIES: u32 = 4;

@@ -142,7 +142,7 @@ impl NativeSandbox {
         let mut notes = Vec::new();
         if let Some(bytes) = limits.memory_bytes {
             if !self.controllers.contains(&Controller::Memory) {
-                let size = crate::text::human_bytes(bytes);
+                let size = codemode_text::human_bytes(bytes);
                 if limits.chosen.memory {
                     return Err(unavailable(format!(
                         "the memory limit of {size} (--memory, sandbox.memory) cannot be enforced \
@@ -153,7 +153,7 @@ impl NativeSandbox {
                 notes.push(format!(
                     "no memory cgroup here (not root): each process of a run may map up to \
                          {size} plus {} (RLIMIT_AS), not the run as a whole",
-                    crate::text::human_bytes(rlimits::AS_HEADROOM)
+                    codemode_text::human_bytes(rlimits::AS_HEADROOM)
                 ));
             }
         }

@@ -10,7 +10,6 @@ mod arguments;
 mod grant;
 mod listen;
 mod metrics;
-pub mod standalone;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -31,8 +30,7 @@ pub use wire::{parse_request, ErrorKind, RpcError, RpcRequest};
 
 use crate::catalog;
 use crate::discovery;
-use crate::mcp::{map_result, McpError, Registry, ServerState};
-use crate::progress::Progress;
+use crate::registry::{map_result, McpError, Registry, ServerState};
 use grant::{GrantState, Grants};
 use metrics::Metrics;
 
@@ -286,7 +284,7 @@ impl Shared {
 /// one line.
 fn shown_name(name: &str) -> String {
     const MAX: usize = 100;
-    let mut name = crate::text::one_line(name);
+    let mut name = codemode_text::one_line(name);
     if name.len() > MAX {
         let cut = (0..=MAX)
             .rev()
@@ -424,7 +422,7 @@ async fn search(State(shared): State<Arc<Shared>>, headers: HeaderMap, uri: Uri)
         .collect();
     // Listed afresh, like /tools: a script sees what the servers offer now.
     let (mut found, failures) =
-        catalog::collect(&shared.registry, &specs, &Progress::new(true)).await;
+        catalog::collect(&shared.registry, &specs, &catalog::Unwatched).await;
     for server in &mut found.servers {
         let name = server.name.clone();
         server.tools.retain(|t| grant.allows(&name, &t.name));

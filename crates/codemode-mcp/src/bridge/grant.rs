@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::wire::{ErrorKind, RpcError};
-use crate::config::glob_match;
+use codemode_config::glob_match;
 
 /// The calls a grant keeps records of. A script can make calls far faster
 /// than a report is worth reading, and every record lands in `exec --json`

@@ -757,18 +757,18 @@ mod tests {
     #[test]
     fn every_example_config_parses() {
         for (name, text) in [
-            ("codemode.toml", include_str!("../config/codemode.toml")),
+            ("codemode.toml", include_str!("../../../config/codemode.toml")),
             (
                 "python-servers.toml",
-                include_str!("../config/python-servers.toml"),
+                include_str!("../../../config/python-servers.toml"),
             ),
             (
                 "npm-servers.toml",
-                include_str!("../config/npm-servers.toml"),
+                include_str!("../../../config/npm-servers.toml"),
             ),
             (
                 "remote-http.toml",
-                include_str!("../config/remote-http.toml"),
+                include_str!("../../../config/remote-http.toml"),
             ),
         ] {
             let config =
@@ -851,10 +851,10 @@ mod tests {
     #[test]
     fn mutated_configs_never_panic() {
         let seeds: [&str; 5] = [
-            include_str!("../config/codemode.toml"),
-            include_str!("../config/npm-servers.toml"),
-            include_str!("../config/python-servers.toml"),
-            include_str!("../config/remote-http.toml"),
+            include_str!("../../../config/codemode.toml"),
+            include_str!("../../../config/npm-servers.toml"),
+            include_str!("../../../config/python-servers.toml"),
+            include_str!("../../../config/remote-http.toml"),
             "[servers.a]\ncommand = \"x\"\nargs = [\"-v\"]\nenv = { K = \"${K}\" }\nallow = [\"t*\"]\n\
              call_timeout = \"1s\"\n[servers.b]\nurl = \"https://h/mcp\"\nheaders = { A = \"${T}\" }\n\
              [sandbox]\nbackend = \"native\"\nmemory = \"512m\"\ncpus = 0.5\npids = 128\ntimeout = \"30s\"\n\

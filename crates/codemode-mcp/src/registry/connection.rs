@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::stderr::StderrTail;
 use super::McpError;
-use crate::config::{ResolvedServer, Transport};
+use codemode_config::{ResolvedServer, Transport};
 
 pub type Session = RunningService<RoleClient, Client>;
 

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use bridge_gen::{ServerTools, ToolSpec};
 use serde_json::Value;
 
-use crate::config::ResolvedServer;
-use crate::mcp::{McpError, Registry};
-use crate::progress::Progress;
+use codemode_config::ResolvedServer;
+use crate::registry::{McpError, Registry};
 
 pub struct Catalog {
     /// Sorted by server name; tools in the order the server listed them.
@@ -18,30 +17,49 @@ pub struct Catalog {
     pub raw: BTreeMap<String, Vec<Value>>,
 }
 
+/// Told when each server's listing starts and how it ended, for a command to
+/// show progress its own way (spinners, lines, nothing).
+pub trait Watch: Sync {
+    type Task: Send;
+    fn started(&self, server: &str, doing: &str) -> Self::Task;
+    fn succeeded(&self, task: Self::Task, note: &str);
+    fn failed(&self, task: Self::Task, error: &str);
+}
+
+/// Shows nothing: for callers with no one to show progress to.
+pub struct Unwatched;
+
+impl Watch for Unwatched {
+    type Task = ();
+    fn started(&self, _: &str, _: &str) {}
+    fn succeeded(&self, (): (), _: &str) {}
+    fn failed(&self, (): (), _: &str) {}
+}
+
 /// Lists the tools of every server at once. Servers that fail are returned with
 /// their errors; the catalog holds the rest.
 pub async fn collect(
     registry: &Registry,
     specs: &[ResolvedServer],
-    progress: &Progress,
+    watch: &impl Watch,
 ) -> (Catalog, Vec<McpError>) {
     let listings = specs.iter().map(|spec| async move {
-        let task = progress.start(&spec.name, "connecting and listing tools…");
+        let task = watch.started(&spec.name, "connecting and listing tools…");
         let result = registry.list_tools(&spec.name).await;
         match &result {
             Ok(tools) => {
                 let kept = tools.iter().filter(|t| spec.allows(&t.name)).count();
                 let note = if kept == tools.len() {
-                    crate::text::plural(kept, "tool")
+                    codemode_text::plural(kept, "tool")
                 } else {
                     format!(
                         "{kept} of {} allowed",
-                        crate::text::plural(tools.len(), "tool")
+                        codemode_text::plural(tools.len(), "tool")
                     )
                 };
-                task.succeed(&note);
+                watch.succeeded(task, &note);
             }
-            Err(err) => task.fail(&err.to_string()),
+            Err(err) => watch.failed(task, &err.to_string()),
         }
         (spec, result)
     });
@@ -113,7 +131,7 @@ impl Catalog {
             server.tools.retain(|t| {
                 allow
                     .iter()
-                    .any(|p| crate::config::glob_match(p, &format!("{name}.{}", t.name)))
+                    .any(|p| codemode_config::glob_match(p, &format!("{name}.{}", t.name)))
             });
         }
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use bridge_gen::{tool_signature, Detail};
 
 use crate::catalog::{Catalog, Match};
-use crate::text::plural;
+use codemode_text::plural;
 
 /// Matches listed when the caller names no limit.
 pub const DEFAULT_LIMIT: usize = 20;

@@ -86,7 +86,7 @@ impl RpcError {
     pub fn new(kind: ErrorKind, message: impl AsRef<str>) -> RpcError {
         RpcError {
             kind,
-            message: crate::text::one_line(message.as_ref()),
+            message: codemode_text::one_line(message.as_ref()),
         }
     }
 

@@ -19,7 +19,7 @@ use rmcp::service::{Peer, RoleClient};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ResolvedServer;
+use codemode_config::ResolvedServer;
 use connection::Session;
 use stderr::StderrTail;
 
@@ -388,8 +388,8 @@ impl Server {
                 if connection::refused_status(&err).is_some() =>
             {
                 let url = match &self.spec.transport {
-                    crate::config::Transport::Http { url, .. } => url.to_string(),
-                    crate::config::Transport::Stdio { .. } => String::new(),
+                    codemode_config::Transport::Http { url, .. } => url.to_string(),
+                    codemode_config::Transport::Stdio { .. } => String::new(),
                 };
                 self.retire(generation).await;
                 Err(McpError::Auth {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Bridge, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket};
+use codemode_mcp::bridge::{Bridge, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket};
 use crate::cli::BridgeArgs;
 use crate::context::Context;
 use crate::error::Error;
-use crate::mcp::Registry;
+use codemode_mcp::Registry;
 
 /// Where the bridge listens when neither `--listen`, `--socket` nor the config
 /// says.

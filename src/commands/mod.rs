@@ -1,0 +1,3 @@
+//! One module per subcommand that is more than a call into a library crate.
+
+pub mod bridge;
