@@ -1,12 +1,12 @@
 //! What every subcommand starts from: the global flags, the config they name,
 //! and the servers it selects.
 
-use codemode_mcp::catalog::{self, Catalog};
 use crate::cli::GlobalArgs;
-use codemode_config::{Config, ResolvedServer};
 use crate::error::Error;
-use codemode_mcp::{McpError, Registry};
 use crate::progress::Progress;
+use codemode_config::{Config, ResolvedServer};
+use codemode_mcp::catalog::{self, Catalog};
+use codemode_mcp::{McpError, Registry};
 
 pub struct Context {
     pub global: GlobalArgs,
@@ -68,7 +68,8 @@ impl Context {
         let specs = self.servers(&config, names)?;
         let registry = Registry::new(specs.clone());
         let progress = Progress::new(self.global.quiet);
-        let (catalog, failures) = catalog::collect(&registry, &specs, &progress).await;
+        let filter = codemode_config::ToolFilter::new(&specs);
+        let (catalog, failures) = catalog::collect(&registry, &specs, &filter, &progress).await;
         registry.shutdown().await;
         self.check_failures(&catalog, failures, allow_partial)?;
         Ok(catalog)

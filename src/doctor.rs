@@ -9,10 +9,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DoctorArgs;
-use codemode_config::{Config, ConfigError};
 use crate::context::Context;
 use crate::error::Error;
 use crate::sandbox::{self, docker, native, Limits, OutputSink, RunDir, RunSpec};
+use codemode_config::{Config, ConfigError};
 
 #[derive(Debug, Serialize)]
 struct Findings {

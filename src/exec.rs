@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::ExecArgs;
+use crate::context::Context;
+use crate::error::{exit, Error};
+use crate::progress::Progress;
+use crate::sandbox::{self, Backend, Limits, OutputSink, RunDir, RunSpec, Stream};
+use codemode_config::{parse_limit, parse_size, Config, ResolvedServer, ToolFilter};
 use codemode_mcp::bridge::{
     Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits, UnixSocket,
 };
 use codemode_mcp::catalog;
-use crate::cli::ExecArgs;
-use codemode_config::{parse_limit, parse_size, Config, ResolvedServer};
-use crate::context::Context;
-use crate::error::{exit, Error};
 use codemode_mcp::Registry;
-use crate::progress::Progress;
-use crate::sandbox::{self, Backend, Limits, OutputSink, RunDir, RunSpec, Stream};
 use codemode_text::human_bytes;
 
 /// Everything one execution needs besides the script.
@@ -249,6 +249,12 @@ impl Runner {
         })
     }
 
+    /// What a run narrowed to `allow` (`server.tool` patterns) may see and
+    /// call: its stubs and its grant are both cut by this one filter.
+    pub fn filter(&self, allow: &[String]) -> ToolFilter {
+        ToolFilter::new(&self.specs).narrowed(allow)
+    }
+
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
@@ -265,9 +271,10 @@ impl Runner {
         if self.specs.is_empty() {
             return Ok(bridge_gen::generate(&[]));
         }
-        let (mut catalog, failures) = catalog::collect(&self.registry, &self.specs, progress).await;
+        let filter = self.filter(allow);
+        let (catalog, failures) =
+            catalog::collect(&self.registry, &self.specs, &filter, progress).await;
         ctx.check_failures(&catalog, failures, allow_partial)?;
-        catalog.narrow(allow);
         Ok(bridge_gen::generate(&catalog.servers))
     }
 
@@ -364,10 +371,7 @@ impl Runner {
 
         let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
         let grant = bridge
-            .grant(GrantSpec {
-                allow: (!options.allow.is_empty()).then(|| options.allow.clone()),
-                ..GrantSpec::default()
-            })
+            .grant(GrantSpec::new(self.filter(&options.allow)))
             .map_err(|err| Error::Usage(format!("cannot make a token: {err}")))?;
         let socket_path = dirs.bridge().join(sandbox::BRIDGE_SOCKET_NAME);
         // The run's user alone may connect: the token is the second lock.

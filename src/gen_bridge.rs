@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde_json::json;
 
-use codemode_mcp::catalog::Catalog;
 use crate::cli::GenBridgeArgs;
 use crate::context::Context;
 use crate::error::{exit, Error};
+use codemode_mcp::catalog::Catalog;
 use codemode_mcp::tokens;
 
 pub async fn run(ctx: &Context, args: &GenBridgeArgs) -> Result<(), Error> {

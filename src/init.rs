@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::cli::InitArgs;
-use codemode_config::mcp_json::{self, Entry};
-use codemode_config::{Config, FILE_NAME};
 use crate::context::Context;
 use crate::error::Error;
+use codemode_config::mcp_json::{self, Entry};
+use codemode_config::{Config, FILE_NAME};
 use codemode_text::plural;
 
 /// One MCP client config file, where it was found.

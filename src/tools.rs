@@ -3,15 +3,25 @@
 
 use serde_json::json;
 
-use codemode_mcp::catalog::Match;
 use crate::cli::ToolsArgs;
 use crate::context::Context;
 use crate::error::Error;
+use codemode_mcp::catalog::Match;
+use codemode_mcp::discovery;
 
 pub async fn run(ctx: &Context, args: &ToolsArgs) -> Result<(), Error> {
     let catalog = ctx.catalog(&args.servers, args.allow_partial).await?;
     let matches: Vec<Match<'_>> = match &args.search {
-        Some(query) => catalog.search(query),
+        // The ranking a model gets from `search_tools` and `mcp_tools.search`.
+        Some(query) => {
+            let (matches, every_word) = discovery::find(&catalog, query);
+            if !every_word && !matches.is_empty() {
+                ctx.say(&format!(
+                    "no tool matches every word of `{query}`; these match some"
+                ));
+            }
+            matches
+        }
         None => catalog
             .servers
             .iter()

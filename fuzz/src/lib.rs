@@ -11,8 +11,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use axum::body::Body;
+use codemode_config::{Config, ToolFilter};
 use codemode_mcp::bridge::{self, Bridge, ErrorKind, GrantSpec, RequestLimits};
-use codemode_config::Config;
 use codemode_mcp::Registry;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -68,13 +68,16 @@ pub fn rpc_handler(data: &[u8]) {
     let harness = Harness::get();
     harness.runtime.block_on(async {
         let token = "fuzz-token-0123456789abcdef";
-        let allow = (selector & 0b100 != 0).then(|| vec!["tickets.*".to_string()]);
+        let allow: &[String] = if selector & 0b100 != 0 {
+            &harness.tickets_only
+        } else {
+            &[]
+        };
         let _grant = harness.bridge.grant_token(
             token.into(),
             GrantSpec {
-                allow,
                 calls_per_second: 0.0,
-                ..GrantSpec::default()
+                ..GrantSpec::new(harness.filter.clone().narrowed(allow))
             },
         );
         let mut request = http::Request::post("/rpc").header("content-type", "application/json");
@@ -223,6 +226,8 @@ fn repo_root() -> PathBuf {
 struct Harness {
     runtime: tokio::runtime::Runtime,
     bridge: Bridge,
+    filter: ToolFilter,
+    tickets_only: Vec<String>,
 }
 
 impl Harness {
@@ -240,7 +245,7 @@ impl Harness {
             );
             let config = Config::parse(&toml, Path::new("/fuzz/codemode.toml"))
                 .expect("the harness config parses");
-            let servers = config
+            let servers: Vec<_> = config
                 .servers
                 .iter()
                 .map(|(name, server)| {
@@ -255,11 +260,17 @@ impl Harness {
                 .build()
                 .expect("a runtime");
             let _entered = runtime.enter();
+            let filter = ToolFilter::new(&servers);
             let bridge = Bridge::new(
                 std::sync::Arc::new(Registry::new(servers)),
                 RequestLimits::default(),
             );
-            Harness { runtime, bridge }
+            Harness {
+                runtime,
+                bridge,
+                filter,
+                tickets_only: vec!["tickets.*".to_string()],
+            }
         })
     }
 }

@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use codemode_mcp::catalog::{self, Catalog};
 use crate::cli::AskArgs;
 use crate::context::Context;
 use crate::error::Error;
@@ -25,6 +24,7 @@ use crate::exec::{stop_signal, Options, Report, Runner};
 use crate::progress::Progress;
 use crate::sandbox::OutputSink;
 use crate::serve::{api::ServerApis, index};
+use codemode_mcp::catalog::{self, Catalog};
 use codemode_mcp::tokens;
 
 pub use provider::LlmError;
@@ -118,9 +118,10 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
     let result = async {
         // Listing tools is routine: shown only with -v, as `exec` does.
         let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
-        let (mut catalog, failures) = catalog::collect(runner.registry(), &specs, &progress).await;
+        let filter = runner.filter(&options.allow);
+        let (catalog, failures) =
+            catalog::collect(runner.registry(), &specs, &filter, &progress).await;
         ctx.check_failures(&catalog, failures, true)?;
-        catalog.narrow(&options.allow);
         let module = bridge_gen::generate(&catalog.servers);
         let tools = tools_text(&catalog, &module, config.llm.index_threshold, &options);
         let agent = Agent {

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use codemode_mcp::bridge::CallRecord;
 use crate::error::Error;
+use codemode_mcp::bridge::CallRecord;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

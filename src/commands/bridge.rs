@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use codemode_mcp::bridge::{Bridge, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket};
 use crate::cli::BridgeArgs;
 use crate::context::Context;
 use crate::error::Error;
+use codemode_mcp::bridge::{
+    Bridge, ConnectionLimits, GrantSpec, Listener, RequestLimits, UnixSocket,
+};
 use codemode_mcp::Registry;
 
 /// Where the bridge listens when neither `--listen`, `--socket` nor the config
@@ -40,6 +42,7 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
 
     let config = ctx.config()?;
     let specs = ctx.servers(&config, &args.servers)?;
+    let filter = codemode_config::ToolFilter::new(&specs).narrowed(&args.allow);
 
     let listen = match (&args.listen, &args.socket) {
         (Some(addr), _) => Some(addr.clone()),
@@ -85,10 +88,9 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     });
     let bridge = Bridge::new(Arc::clone(&registry), RequestLimits::default());
     let spec = GrantSpec {
-        allow: (!args.allow.is_empty()).then(|| args.allow.clone()),
         calls_per_second: args.rate.unwrap_or(0.0),
         max_concurrent: args.max_concurrent,
-        ..GrantSpec::default()
+        ..GrantSpec::new(filter)
     };
     let grant = match &env_token {
         Some(token) => bridge.grant_token(token.clone(), spec),

@@ -95,7 +95,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         _ = stop.cancelled() => return Ok(()),
     };
     let shape = view::Shape {
-        allow: options.allow.clone(),
+        filter: runner.filter(&options.allow),
         default_timeout: options.limits.timeout,
         max_timeout,
         index_budget: args.index_budget,

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 
 use super::api::ServerApis;
 use super::handler;
+use codemode_config::{ResolvedServer, ToolFilter};
 use codemode_mcp::catalog::{self, Catalog};
-use codemode_config::ResolvedServer;
 use codemode_mcp::{McpError, Registry};
 
 /// How long a request that reads the view (tools/list, search, get_api, the
@@ -39,7 +39,8 @@ pub struct View {
 
 /// How the tools are described, fixed at startup.
 pub struct Shape {
-    pub allow: Vec<String>,
+    /// What runs may see and call: the servers' `allow` lists and `--allow`.
+    pub filter: ToolFilter,
     pub default_timeout: Duration,
     pub max_timeout: Duration,
     pub index_budget: usize,
@@ -165,8 +166,7 @@ impl Views {
                 Some(Status::Starting) | None => starting.push(spec.name.clone()),
             }
         }
-        let (mut catalog, _failures) = catalog::from_listings(listings);
-        catalog.narrow(&self.shape.allow);
+        let (catalog, _failures) = catalog::from_listings(listings, &self.shape.filter);
         let module = bridge_gen::generate(&catalog.servers);
         let apis = ServerApis::new(&catalog.servers, &module);
         let tools = handler::tools(&catalog, &apis, &self.shape, &starting, &unavailable);

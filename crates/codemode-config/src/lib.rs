@@ -8,6 +8,7 @@
 
 mod duration;
 mod expand;
+mod filter;
 pub mod mcp_json;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use expand::expand;
+pub use filter::{glob_match, ToolFilter};
 
 /// The file name looked for in the working directory and the user config dir.
 pub const FILE_NAME: &str = "codemode.toml";
@@ -519,36 +521,6 @@ impl ServerConfig {
     }
 }
 
-impl ResolvedServer {
-    /// Whether the server's `allow` list lets `tool` reach the sandbox.
-    pub fn allows(&self, tool: &str) -> bool {
-        match &self.allow {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| glob_match(p, tool)),
-        }
-    }
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 /// A size as people write it: `512m`, `1g`, `64k`, `1048576` (binary units).
 /// A size limit, or `None` for "none": the user accepts no limit.
 pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
@@ -757,7 +729,10 @@ mod tests {
     #[test]
     fn every_example_config_parses() {
         for (name, text) in [
-            ("codemode.toml", include_str!("../../../config/codemode.toml")),
+            (
+                "codemode.toml",
+                include_str!("../../../config/codemode.toml"),
+            ),
             (
                 "python-servers.toml",
                 include_str!("../../../config/python-servers.toml"),

@@ -1,5 +1,5 @@
 //! The catalog: what the configured servers offer, as listed by the registry and
-//! narrowed by each server's `allow` list. `gen-bridge` renders it, `tools`
+//! narrowed by the run's [`ToolFilter`]. `gen-bridge` renders it, `tools`
 //! prints and searches it.
 
 use std::collections::BTreeMap;
@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use bridge_gen::{ServerTools, ToolSpec};
 use serde_json::Value;
 
-use codemode_config::ResolvedServer;
 use crate::registry::{McpError, Registry};
+use codemode_config::{ResolvedServer, ToolFilter};
 
 pub struct Catalog {
     /// Sorted by server name; tools in the order the server listed them.
@@ -41,6 +41,7 @@ impl Watch for Unwatched {
 pub async fn collect(
     registry: &Registry,
     specs: &[ResolvedServer],
+    filter: &ToolFilter,
     watch: &impl Watch,
 ) -> (Catalog, Vec<McpError>) {
     let listings = specs.iter().map(|spec| async move {
@@ -48,7 +49,10 @@ pub async fn collect(
         let result = registry.list_tools(&spec.name).await;
         match &result {
             Ok(tools) => {
-                let kept = tools.iter().filter(|t| spec.allows(&t.name)).count();
+                let kept = tools
+                    .iter()
+                    .filter(|t| filter.permits(&spec.name, &t.name))
+                    .count();
                 let note = if kept == tools.len() {
                     codemode_text::plural(kept, "tool")
                 } else {
@@ -64,13 +68,14 @@ pub async fn collect(
         (spec, result)
     });
     let results = futures::future::join_all(listings).await;
-    from_listings(results)
+    from_listings(results, filter)
 }
 
-/// The catalog of the servers whose tool lists are in, each narrowed by its
-/// `allow`; the failures apart.
+/// The catalog of the servers whose tool lists are in, narrowed by
+/// `filter`; the failures apart.
 pub fn from_listings<'a>(
     results: impl IntoIterator<Item = (&'a ResolvedServer, Result<Vec<rmcp::model::Tool>, McpError>)>,
+    filter: &ToolFilter,
 ) -> (Catalog, Vec<McpError>) {
     let mut catalog = Catalog {
         servers: Vec::new(),
@@ -80,7 +85,10 @@ pub fn from_listings<'a>(
     for (spec, result) in results {
         match result {
             Ok(tools) => {
-                let tools: Vec<_> = tools.into_iter().filter(|t| spec.allows(&t.name)).collect();
+                let tools: Vec<_> = tools
+                    .into_iter()
+                    .filter(|t| filter.permits(&spec.name, &t.name))
+                    .collect();
                 catalog.raw.insert(
                     spec.name.clone(),
                     tools
@@ -120,22 +128,6 @@ pub struct Match<'a> {
 }
 
 impl Catalog {
-    /// Keeps only the tools `allow` (`server.tool` patterns) names, when it
-    /// names any: what a narrowed grant may call is all its stubs show.
-    pub fn narrow(&mut self, allow: &[String]) {
-        if allow.is_empty() {
-            return;
-        }
-        for server in &mut self.servers {
-            let name = server.name.clone();
-            server.tools.retain(|t| {
-                allow
-                    .iter()
-                    .any(|p| codemode_config::glob_match(p, &format!("{name}.{}", t.name)))
-            });
-        }
-    }
-
     pub fn tool_count(&self) -> usize {
         self.servers.iter().map(|s| s.tools.len()).sum()
     }

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::wire::{ErrorKind, RpcError};
-use codemode_config::glob_match;
+use codemode_config::ToolFilter;
 
 /// The calls a grant keeps records of. A script can make calls far faster
 /// than a report is worth reading, and every record lands in `exec --json`
@@ -19,11 +19,12 @@ use codemode_config::glob_match;
 /// script's own output, and more calls than a script working as meant makes.
 pub const MAX_RECORDS: usize = 1_000;
 
-/// What a grant allows. The defaults suit one script run.
+/// What a grant allows. [`GrantSpec::new`]'s bounds suit one script run.
 #[derive(Debug, Clone)]
 pub struct GrantSpec {
-    /// `server.tool` patterns (`*` wildcards); `None` allows every configured tool.
-    pub allow: Option<Vec<String>>,
+    /// The tools the run may call: the same filter its stubs were narrowed
+    /// with, so that a call is refused exactly when its stub is missing.
+    pub filter: ToolFilter,
     /// Calls allowed in the grant's lifetime; `None` is unbounded.
     pub max_calls: Option<u64>,
     /// Sustained calls per second (bursts up to the same number); 0 is unbounded.
@@ -32,10 +33,12 @@ pub struct GrantSpec {
     pub max_concurrent: usize,
 }
 
-impl Default for GrantSpec {
-    fn default() -> Self {
+impl GrantSpec {
+    /// A grant for the tools `filter` permits. There is no default filter:
+    /// each grant says what it admits, so none admits a tool by omission.
+    pub fn new(filter: ToolFilter) -> Self {
         GrantSpec {
-            allow: None,
+            filter,
             max_calls: None,
             calls_per_second: 1000.0,
             max_concurrent: 64,
@@ -176,32 +179,9 @@ impl GrantState {
         }
     }
 
-    /// Whether the grant's allowlist covers `server.tool`.
-    pub fn allows(&self, server: &str, tool: &str) -> bool {
-        match &self.spec.allow {
-            None => true,
-            Some(patterns) => {
-                let name = format!("{server}.{tool}");
-                patterns.iter().any(|p| glob_match(p, &name))
-            }
-        }
-    }
-
-    /// Whether the allowlist covers any tool of `server`, judged from the
-    /// patterns alone so that asking never starts the server.
-    pub fn covers_server(&self, server: &str) -> bool {
-        let Some(patterns) = &self.spec.allow else {
-            return true;
-        };
-        let prefix = format!("{server}.");
-        patterns
-            .iter()
-            .any(|pattern| match pattern.split_once('*') {
-                None => pattern.starts_with(&prefix),
-                // A `*` takes any text, so once the literal head agrees with
-                // `server.` the rest of the pattern can always be met.
-                Some((head, _)) => prefix.starts_with(head) || head.starts_with(&prefix),
-            })
+    /// The tools this grant admits.
+    pub fn filter(&self) -> &ToolFilter {
+        &self.spec.filter
     }
 
     /// Admits one call under the budget, the rate and the concurrency bound; the
@@ -268,7 +248,7 @@ mod tests {
     #[test]
     fn a_minted_token_authenticates_until_the_grant_is_dropped() {
         let grants = Grants::new();
-        let grant = grants.mint(GrantSpec::default()).unwrap();
+        let grant = grants.mint(GrantSpec::new(ToolFilter::default())).unwrap();
         let token = grant.token();
         assert_eq!(token.len(), 3 + 64);
         assert!(grants.authenticate(token.as_bytes()).is_some());
@@ -279,7 +259,7 @@ mod tests {
     #[test]
     fn a_guessed_or_truncated_token_is_refused() {
         let grants = Grants::new();
-        let grant = grants.mint(GrantSpec::default()).unwrap();
+        let grant = grants.mint(GrantSpec::new(ToolFilter::default())).unwrap();
         let token = grant.token();
         assert!(grants.authenticate(&token.as_bytes()[..20]).is_none());
         assert!(grants.authenticate(b"cm_0000").is_none());
@@ -289,8 +269,8 @@ mod tests {
     #[test]
     fn tokens_are_distinct_per_grant() {
         let grants = Grants::new();
-        let a = grants.mint(GrantSpec::default()).unwrap();
-        let b = grants.mint(GrantSpec::default()).unwrap();
+        let a = grants.mint(GrantSpec::new(ToolFilter::default())).unwrap();
+        let b = grants.mint(GrantSpec::new(ToolFilter::default())).unwrap();
         assert_ne!(a.token(), b.token());
         let a_state = grants.authenticate(a.token().as_bytes()).unwrap();
         let b_state = grants.authenticate(b.token().as_bytes()).unwrap();
@@ -300,16 +280,15 @@ mod tests {
     #[test]
     fn the_allowlist_matches_server_dot_tool_patterns() {
         let grants = Grants::new();
-        let spec = GrantSpec {
-            allow: Some(vec!["news.fetch_*".into(), "time.*".into()]),
-            ..GrantSpec::default()
-        };
+        let spec = GrantSpec::new(
+            ToolFilter::default().narrowed(&["news.fetch_*".into(), "time.*".into()]),
+        );
         let grant = grants.mint(spec).unwrap();
         let state = grants.authenticate(grant.token().as_bytes()).unwrap();
-        assert!(state.allows("news", "fetch_latest"));
-        assert!(state.allows("time", "convert_time"));
-        assert!(!state.allows("news", "search"));
-        assert!(!state.allows("git", "git_log"));
+        assert!(state.filter().permits("news", "fetch_latest"));
+        assert!(state.filter().permits("time", "convert_time"));
+        assert!(!state.filter().permits("news", "search"));
+        assert!(!state.filter().permits("git", "git_log"));
     }
 
     #[test]
@@ -317,7 +296,7 @@ mod tests {
         let grants = Grants::new();
         let spec = GrantSpec {
             max_calls: Some(2),
-            ..GrantSpec::default()
+            ..GrantSpec::new(ToolFilter::default())
         };
         let grant = grants.mint(spec).unwrap();
         let state = grants.authenticate(grant.token().as_bytes()).unwrap();
@@ -333,7 +312,7 @@ mod tests {
         let grants = Grants::new();
         let spec = GrantSpec {
             calls_per_second: 3.0,
-            ..GrantSpec::default()
+            ..GrantSpec::new(ToolFilter::default())
         };
         let grant = grants.mint(spec).unwrap();
         let state = grants.authenticate(grant.token().as_bytes()).unwrap();
@@ -348,7 +327,7 @@ mod tests {
         let grants = Grants::new();
         let spec = GrantSpec {
             max_concurrent: 1,
-            ..GrantSpec::default()
+            ..GrantSpec::new(ToolFilter::default())
         };
         let grant = grants.mint(spec).unwrap();
         let state = grants.authenticate(grant.token().as_bytes()).unwrap();
@@ -371,7 +350,7 @@ mod tests {
     #[test]
     fn records_past_the_cap_are_counted_not_kept() {
         let grants = Grants::new();
-        let grant = grants.mint(GrantSpec::default()).unwrap();
+        let grant = grants.mint(GrantSpec::new(ToolFilter::default())).unwrap();
         let state = grants.authenticate(grant.token().as_bytes()).unwrap();
         for n in 0..MAX_RECORDS + 7 {
             state.record(record(n));
@@ -385,29 +364,26 @@ mod tests {
     #[test]
     fn an_allowlist_covers_the_servers_its_patterns_can_name() {
         let grants = Grants::new();
-        let spec = GrantSpec {
-            allow: Some(vec![
-                "news.fetch_*".into(),
-                "ti*".into(),
-                "git.git_log".into(),
-            ]),
-            ..GrantSpec::default()
-        };
+        let spec = GrantSpec::new(ToolFilter::default().narrowed(&[
+            "news.fetch_*".into(),
+            "ti*".into(),
+            "git.git_log".into(),
+        ]));
         let grant = grants.mint(spec).unwrap();
         let state = grants.authenticate(grant.token().as_bytes()).unwrap();
-        assert!(state.covers_server("news"));
-        assert!(state.covers_server("time"));
-        assert!(state.covers_server("git"));
-        assert!(!state.covers_server("summarizer"));
-        assert!(!state.covers_server("new"), "`news.` is not `new.`");
-        assert!(!state.covers_server("gi"));
+        assert!(state.filter().may_reach("news"));
+        assert!(state.filter().may_reach("time"));
+        assert!(state.filter().may_reach("git"));
+        assert!(!state.filter().may_reach("summarizer"));
+        assert!(!state.filter().may_reach("new"), "`news.` is not `new.`");
+        assert!(!state.filter().may_reach("gi"));
     }
 
     #[test]
     fn no_allowlist_covers_every_server() {
         let grants = Grants::new();
-        let grant = grants.mint(GrantSpec::default()).unwrap();
+        let grant = grants.mint(GrantSpec::new(ToolFilter::default())).unwrap();
         let state = grants.authenticate(grant.token().as_bytes()).unwrap();
-        assert!(state.covers_server("anything"));
+        assert!(state.filter().may_reach("anything"));
     }
 }

@@ -240,7 +240,7 @@ impl Shared {
         tool: &str,
         arguments: Map<String, Value>,
     ) -> Result<Value, RpcError> {
-        let spec = self.registry.spec(server).map_err(|_| {
+        self.registry.spec(server).map_err(|_| {
             let known: Vec<&str> = self.registry.names().collect();
             RpcError::new(
                 ErrorKind::UnknownServer,
@@ -248,7 +248,7 @@ impl Shared {
             )
         })?;
         // Checked before anything reaches the server, or even starts it.
-        if !spec.allows(tool) || !grant.allows(server, tool) {
+        if !grant.filter().permits(server, tool) {
             return Err(RpcError::new(
                 ErrorKind::Forbidden,
                 format!("`{server}.{tool}` is not granted to this execution"),
@@ -332,9 +332,9 @@ async fn tools(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
     };
     let mut servers = Vec::new();
     for name in shared.registry.names() {
-        let Ok(spec) = shared.registry.spec(name) else {
+        if shared.registry.spec(name).is_err() {
             continue;
-        };
+        }
         let listed = match shared.registry.list_tools(name).await {
             Ok(tools) => tools,
             Err(err) => {
@@ -344,7 +344,7 @@ async fn tools(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         };
         let tools: Vec<Value> = listed
             .iter()
-            .filter(|t| spec.allows(&t.name) && grant.allows(name, &t.name))
+            .filter(|t| grant.filter().permits(name, &t.name))
             .map(|t| {
                 json!({
                     "name": t.name,
@@ -372,7 +372,7 @@ async fn health(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         .redacted_states()
         .await
         .into_iter()
-        .filter(|(name, _)| grant.covers_server(name))
+        .filter(|(name, _)| grant.filter().may_reach(name))
         .collect();
     axum::Json(json!({"status": "ok", "servers": states})).into_response()
 }
@@ -421,12 +421,13 @@ async fn search(State(shared): State<Arc<Shared>>, headers: HeaderMap, uri: Uri)
         .filter_map(|name| shared.registry.spec(name).ok().cloned())
         .collect();
     // Listed afresh, like /tools: a script sees what the servers offer now.
-    let (mut found, failures) =
-        catalog::collect(&shared.registry, &specs, &catalog::Unwatched).await;
-    for server in &mut found.servers {
-        let name = server.name.clone();
-        server.tools.retain(|t| grant.allows(&name, &t.name));
-    }
+    let (found, failures) = catalog::collect(
+        &shared.registry,
+        &specs,
+        grant.filter(),
+        &catalog::Unwatched,
+    )
+    .await;
     let mut text = discovery::search_text(
         &found,
         &params.q,
