@@ -202,7 +202,7 @@ pub struct ExecArgs {
 
     /// Where to run it (default: [sandbox] backend, else auto: docker if an engine answers, else native)
     #[arg(long, value_enum, value_name = "BACKEND")]
-    pub sandbox: Option<crate::sandbox::Choice>,
+    pub sandbox: Option<codemode_config::Backend>,
 
     /// Time limit, like 30s or 2m (default: [sandbox] timeout)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -212,21 +212,21 @@ pub struct ExecArgs {
     /// memory, else 512m). A limit you set is enforced or the run is refused
     /// (exit 125); `codemode doctor` says what this machine enforces
     #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
+    pub memory: Option<codemode_config::SizeLimit>,
 
     /// CPU share of the whole run, like 0.5 for half a core, 0 for none
     /// (default: [sandbox] cpus, else 0.5); enforced or refused, as --memory
     #[arg(long, value_name = "N")]
-    pub cpus: Option<f64>,
+    pub cpus: Option<codemode_config::Cpus>,
 
     /// Size of the workspace, a tmpfs the script's files live in, like 256m
     /// (default: [sandbox] disk, else 256m)
     #[arg(long, value_name = "SIZE")]
-    pub disk: Option<String>,
+    pub disk: Option<codemode_config::ByteSize>,
 
     /// Output kept per stream, like 1m (the rest is dropped and reported)
     #[arg(long, value_name = "SIZE")]
-    pub max_output: Option<String>,
+    pub max_output: Option<codemode_config::ByteSize>,
 
     /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
     #[arg(long, value_name = "SERVER.TOOL")]
@@ -261,7 +261,7 @@ pub struct ExecArgs {
 pub struct BridgeArgs {
     /// TCP address to listen on (default: [bridge] listen, else 127.0.0.1:8765 unless --socket)
     #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
 
     /// Unix socket to listen on (created fresh; a stale socket is replaced)
     #[arg(long, value_name = "PATH")]
@@ -335,7 +335,7 @@ pub struct ServeArgs {
 
     /// Where code runs (default: [sandbox] backend)
     #[arg(long, value_enum, value_name = "BACKEND")]
-    pub sandbox: Option<crate::sandbox::Choice>,
+    pub sandbox: Option<codemode_config::Backend>,
 
     /// Time limit of a run when the caller gives none (default: [sandbox] timeout)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -353,7 +353,7 @@ pub struct ServeArgs {
     /// its start and end, the middle cut out and noted (default: [serve]
     /// max_output, else 32k)
     #[arg(long, value_name = "SIZE")]
-    pub max_output: Option<String>,
+    pub max_output: Option<codemode_config::ByteSize>,
 
     /// Tokens execute_python's description, with its index of callable tools, may take
     #[arg(
@@ -432,7 +432,7 @@ pub struct AskArgs {
 
     /// Where scripts run (default: [sandbox] backend)
     #[arg(long, value_enum, value_name = "BACKEND")]
-    pub sandbox: Option<crate::sandbox::Choice>,
+    pub sandbox: Option<codemode_config::Backend>,
 
     /// Time limit of each script, like 30s (default: [sandbox] timeout)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]

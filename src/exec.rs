@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::error::{exit, Error};
 use crate::progress::Progress;
 use crate::sandbox::{self, Backend, Limits, OutputSink, RunDir, RunSpec, Stream};
-use codemode_config::{parse_limit, parse_size, Config, ResolvedServer, ToolFilter};
+use codemode_config::{Config, ResolvedServer, ToolFilter};
 use codemode_mcp::bridge::{
     Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits, UnixSocket,
 };
@@ -27,7 +27,7 @@ use codemode_text::human_bytes;
 
 /// Everything one execution needs besides the script.
 pub struct Options {
-    pub backend: sandbox::Choice,
+    pub backend: codemode_config::Backend,
     pub limits: Limits,
     /// Extra `server.tool` patterns the grant is narrowed to.
     pub allow: Vec<String>,
@@ -459,8 +459,8 @@ impl Options {
     /// The config's defaults: its backend and limits, no extra narrowing.
     pub fn from_config(config: &Config) -> Result<Options, Error> {
         Ok(Options {
-            backend: config.sandbox.backend.parse().map_err(Error::Usage)?,
-            limits: limits_from(&config.sandbox)?,
+            backend: config.sandbox.backend,
+            limits: limits_from(&config.sandbox),
             allow: Vec::new(),
             stubs: None,
             env: BTreeMap::new(),
@@ -472,26 +472,24 @@ impl Options {
 
 /// The config's limits over the defaults; what it sets is the user's
 /// choice, enforced or refused (see [`sandbox::Chosen`]).
-fn limits_from(config: &codemode_config::SandboxConfig) -> Result<Limits, Error> {
+fn limits_from(config: &codemode_config::SandboxConfig) -> Limits {
     let mut limits = Limits {
         timeout: config.timeout,
         pids: config.pids,
         ..Limits::default()
     };
-    if let Some(text) = &config.memory {
-        limits.memory_bytes =
-            parse_limit(text).map_err(|e| Error::Usage(format!("sandbox.memory: {e}")))?;
+    if let Some(memory) = config.memory {
+        limits.memory_bytes = memory.bytes();
         limits.chosen.memory = true;
     }
     if let Some(cpus) = config.cpus {
-        limits.cpus = cpus;
+        limits.cpus = cpus.0;
         limits.chosen.cpus = true;
     }
-    if let Some(text) = &config.disk {
-        limits.disk_bytes =
-            parse_size(text).map_err(|e| Error::Usage(format!("sandbox.disk: {e}")))?;
+    if let Some(disk) = config.disk {
+        limits.disk_bytes = disk.0;
     }
-    Ok(limits)
+    limits
 }
 
 impl Options {
@@ -499,7 +497,7 @@ impl Options {
     /// `--timeout` and `--allow`.
     pub fn override_with(
         &mut self,
-        backend: Option<sandbox::Choice>,
+        backend: Option<codemode_config::Backend>,
         timeout: Option<Duration>,
         allow: &[String],
     ) {
@@ -516,27 +514,19 @@ impl Options {
 fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
     let mut options = Options::from_config(config)?;
     options.override_with(args.sandbox, args.timeout, &args.allow);
-    if let Some(text) = &args.memory {
-        options.limits.memory_bytes =
-            parse_limit(text).map_err(|e| Error::Usage(format!("--memory: {e}")))?;
+    if let Some(memory) = args.memory {
+        options.limits.memory_bytes = memory.bytes();
         options.limits.chosen.memory = true;
     }
     if let Some(cpus) = args.cpus {
-        if !cpus.is_finite() || cpus < 0.0 {
-            return Err(Error::Usage(
-                "--cpus must be a share of cores like 0.5, or 0 for no limit".into(),
-            ));
-        }
-        options.limits.cpus = cpus;
+        options.limits.cpus = cpus.0;
         options.limits.chosen.cpus = true;
     }
-    if let Some(text) = &args.disk {
-        options.limits.disk_bytes =
-            parse_size(text).map_err(|e| Error::Usage(format!("--disk: {e}")))?;
+    if let Some(disk) = args.disk {
+        options.limits.disk_bytes = disk.0;
     }
-    if let Some(text) = &args.max_output {
-        options.limits.output_bytes =
-            parse_size(text).map_err(|e| Error::Usage(format!("--max-output: {e}")))? as usize;
+    if let Some(size) = args.max_output {
+        options.limits.output_bytes = usize::try_from(size.0).unwrap_or(usize::MAX);
     }
     for pair in &args.env {
         let (key, value) = match pair.split_once('=') {

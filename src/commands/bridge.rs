@@ -19,7 +19,10 @@ use codemode_mcp::Registry;
 
 /// Where the bridge listens when neither `--listen`, `--socket` nor the config
 /// says.
-const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8765,
+));
 
 pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     // Watched from the start, not only once serving: a stop while `--warm`
@@ -44,26 +47,11 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     let specs = ctx.servers(&config, &args.servers)?;
     let filter = codemode_config::ToolFilter::new(&specs).narrowed(&args.allow);
 
-    let listen = match (&args.listen, &args.socket) {
-        (Some(addr), _) => Some(addr.clone()),
+    let listen: Option<SocketAddr> = match (args.listen, &args.socket) {
+        (Some(addr), _) => Some(addr),
         (None, Some(_)) => None,
-        (None, None) => Some(
-            config
-                .bridge
-                .listen
-                .clone()
-                .unwrap_or_else(|| DEFAULT_LISTEN.into()),
-        ),
+        (None, None) => Some(config.bridge.listen.unwrap_or(DEFAULT_LISTEN)),
     };
-    let listen: Option<SocketAddr> = listen
-        .map(|text| {
-            text.parse().map_err(|_| {
-                Error::Usage(format!(
-                    "--listen `{text}` is not an address like 127.0.0.1:8765"
-                ))
-            })
-        })
-        .transpose()?;
 
     let env_token = std::env::var("CODEMODE_BRIDGE_TOKEN")
         .ok()

@@ -15,6 +15,7 @@ mod output;
 mod run_dir;
 mod seccomp_rules;
 
+use codemode_config::Backend as Choice;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -228,14 +229,6 @@ pub enum SandboxError {
     },
 }
 
-/// Which backend to use, as `--sandbox` and `sandbox.backend` say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Choice {
-    Auto,
-    Docker,
-    Native,
-}
-
 pub enum Backend {
     Docker(docker::DockerSandbox),
     Native(native::NativeSandbox),
@@ -307,20 +300,5 @@ pub async fn select(
                 Ok((Backend::Native(native), format!("native ({why_not})")))
             }
         },
-    }
-}
-
-impl std::str::FromStr for Choice {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Choice, String> {
-        match text {
-            "auto" => Ok(Choice::Auto),
-            "docker" => Ok(Choice::Docker),
-            "native" => Ok(Choice::Native),
-            other => Err(format!(
-                "unknown sandbox backend `{other}` (use auto, docker or native)"
-            )),
-        }
     }
 }

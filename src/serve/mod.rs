@@ -72,13 +72,10 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     let mut options = Options::from_config(&config)?;
     options.override_with(args.sandbox, args.timeout, &args.allow);
     let max_timeout = args.max_timeout.max(options.limits.timeout);
-    let max_output = match (&args.max_output, &config.serve.max_output) {
-        (Some(text), _) => codemode_config::parse_size(text)
-            .map_err(|e| Error::Usage(format!("--max-output: {e}")))?,
-        (None, Some(text)) => codemode_config::parse_size(text)
-            .map_err(|e| Error::Usage(format!("serve.max_output: {e}")))?,
-        (None, None) => DEFAULT_MAX_OUTPUT as u64,
-    };
+    let max_output = args
+        .max_output
+        .or(config.serve.max_output)
+        .map_or(DEFAULT_MAX_OUTPUT as u64, |size| size.0);
     let max_output = usize::try_from(max_output).unwrap_or(usize::MAX);
 
     // Checked before any server starts: a bad address or a missing token is

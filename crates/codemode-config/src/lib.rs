@@ -10,6 +10,7 @@ mod duration;
 mod expand;
 mod filter;
 pub mod mcp_json;
+mod value;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::Deserialize;
 
 pub use expand::expand;
 pub use filter::{glob_match, ToolFilter};
+pub use value::{parse_size, Backend, ByteSize, Cpus, SizeLimit};
 
 /// The file name looked for in the working directory and the user config dir.
 pub const FILE_NAME: &str = "codemode.toml";
@@ -76,7 +78,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
-    servers: BTreeMap<String, ServerConfig>,
+    servers: BTreeMap<String, CheckedServer>,
     #[serde(default)]
     bridge: BridgeConfig,
     #[serde(default)]
@@ -85,6 +87,19 @@ struct RawConfig {
     llm: LlmConfig,
     #[serde(default)]
     serve: ServeConfig,
+}
+
+/// A server table checked as it is read, so that a table that cannot be
+/// started is reported at its own line and column.
+#[derive(Debug, Clone)]
+struct CheckedServer(ServerConfig);
+
+impl<'de> Deserialize<'de> for CheckedServer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let server = ServerConfig::deserialize(deserializer)?;
+        server.validate().map_err(serde::de::Error::custom)?;
+        Ok(CheckedServer(server))
+    }
 }
 
 /// One `[servers.NAME]` table. Exactly one of `command` (stdio) and `url`
@@ -114,7 +129,7 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct BridgeConfig {
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[serve]`: what `codemode serve` sends back.
@@ -122,31 +137,31 @@ pub struct BridgeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
     /// Output of each stream an `execute_python` result holds, like "32k".
-    pub max_output: Option<String>,
+    pub max_output: Option<ByteSize>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxConfig {
-    pub backend: String,
+    pub backend: Backend,
     pub image: String,
     #[serde(with = "duration::required")]
     pub timeout: Duration,
     /// Unset: the default, enforced where the host can and said otherwise;
     /// set (a size, or "none"): enforced for the whole run or refused.
-    pub memory: Option<String>,
+    pub memory: Option<SizeLimit>,
     /// As `memory`; 0 is no limit.
-    pub cpus: Option<f64>,
+    pub cpus: Option<Cpus>,
     pub pids: u32,
     /// The size of the workspace, like "256m".
-    pub disk: Option<String>,
+    pub disk: Option<ByteSize>,
     pub python: Option<String>,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
-            backend: "auto".into(),
+            backend: Backend::Auto,
             image: "python:3.12-slim".into(),
             timeout: Duration::from_secs(30),
             memory: None,
@@ -273,7 +288,7 @@ impl Config {
 
     /// Parses TOML text; `path` is used for messages and to resolve relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+        let deserializer = toml::Deserializer::parse(text).map_err(|err| {
             let (line, column) = err
                 .span()
                 .map(|span| line_column(text, span.start))
@@ -285,43 +300,36 @@ impl Config {
                 message: err.message().trim().to_string(),
             }
         })?;
-        for (name, server) in &raw.servers {
-            server.validate().map_err(|message| ConfigError::Invalid {
+        // The path names the key a bad value belongs to (`sandbox.memory`),
+        // which the value's own rule cannot know.
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let err = err.into_inner();
+            let (line, column) = err
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            let message = err.message().trim();
+            ConfigError::Parse {
                 path: path.to_path_buf(),
-                message: format!("server `{name}`: {message}"),
-            })?;
-        }
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        if let Some(memory) = &raw.sandbox.memory {
-            parse_limit(memory).map_err(|e| invalid(format!("sandbox.memory: {e}")))?;
-        }
-        if let Some(disk) = &raw.sandbox.disk {
-            parse_size(disk).map_err(|e| invalid(format!("sandbox.disk: {e}")))?;
-        }
-        if let Some(size) = &raw.serve.max_output {
-            parse_size(size).map_err(|e| invalid(format!("serve.max_output: {e}")))?;
-        }
-        if raw
-            .sandbox
-            .cpus
-            .is_some_and(|cpus| !cpus.is_finite() || cpus < 0.0)
-        {
-            return Err(invalid(
-                "sandbox.cpus must be a share of cores like 0.5, or 0 for no limit".into(),
-            ));
-        }
-        if !["auto", "docker", "native"].contains(&raw.sandbox.backend.as_str()) {
-            return Err(invalid(format!(
-                "sandbox.backend `{}` is not one of auto, docker, native",
-                raw.sandbox.backend
-            )));
-        }
+                line,
+                column,
+                message: match key.split_once('.') {
+                    _ if key == "." || message.contains(&format!("`{key}`")) => message.to_string(),
+                    Some(("servers", name)) if !name.contains('.') => {
+                        format!("server `{name}`: {message}")
+                    }
+                    _ => format!("{key}: {message}"),
+                },
+            }
+        })?;
         Ok(Config {
             source: Some(path.to_path_buf()),
-            servers: raw.servers,
+            servers: raw
+                .servers
+                .into_iter()
+                .map(|(name, server)| (name, server.0))
+                .collect(),
             bridge: raw.bridge,
             sandbox: raw.sandbox,
             llm: raw.llm,
@@ -521,43 +529,6 @@ impl ServerConfig {
     }
 }
 
-/// A size as people write it: `512m`, `1g`, `64k`, `1048576` (binary units).
-/// A size limit, or `None` for "none": the user accepts no limit.
-pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
-    if text.trim().eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    parse_size(text).map(Some)
-}
-
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let lower = text.to_ascii_lowercase();
-    let trimmed = lower.trim_end_matches(['b', 'i']);
-    let (digits, unit) = match trimmed
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
-    {
-        Some((at, _)) => trimmed.split_at(at),
-        None => (trimmed, ""),
-    };
-    let scale: u64 = match unit.trim() {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "invalid size `{text}`; write it like \"512m\" or \"1g\""
-            ))
-        }
-    };
-    let number: f64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size `{text}`; write it like \"512m\" or \"1g\""))?;
-    Ok((number * scale as f64) as u64)
-}
-
 /// 1-based line and column of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -621,7 +592,10 @@ mod tests {
             Some(vec!["fetch_latest".to_string()])
         );
         assert_eq!(config.sandbox.timeout, Duration::from_secs(30));
-        assert_eq!(config.bridge.listen.as_deref(), Some("127.0.0.1:8765"));
+        assert_eq!(
+            config.bridge.listen,
+            Some("127.0.0.1:8765".parse().unwrap())
+        );
     }
 
     #[test]
@@ -754,8 +728,39 @@ mod tests {
 
     #[test]
     fn an_unknown_sandbox_backend_is_rejected() {
-        let err = parse("[sandbox]\nbackend = \"vm\"\n").unwrap_err();
-        assert!(err.to_string().contains("sandbox.backend `vm`"), "{err}");
+        let err = parse("[sandbox]\nbackend = \"vm\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":2:11: sandbox.backend") && err.contains("`vm`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_blamed_on_the_config_key() {
+        let err = parse("[bridge]\nlisten = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:10: bridge.listen"), "{err}");
+        assert!(!err.contains("--listen"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_disk_size_is_reported_at_its_line_and_column() {
+        let err = parse("[servers.a]\ncommand = \"x\"\n\n[sandbox]\ndisk = \"1 hand\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":5:8: sandbox.disk: invalid size"), "{err}");
+    }
+
+    #[test]
+    fn a_server_table_that_cannot_start_is_reported_at_its_line() {
+        let err =
+            parse("[sandbox]\npids = 64\n\n[servers.a]\nurl = \"http://x\"\nargs = [\"y\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(":4:1: server `a`: "), "{err}");
     }
 
     #[test]
@@ -767,7 +772,7 @@ mod tests {
     #[test]
     fn serve_max_output_is_read_and_checked() {
         let config = parse("[serve]\nmax_output = \"64k\"\n").unwrap();
-        assert_eq!(config.serve.max_output.as_deref(), Some("64k"));
+        assert_eq!(config.serve.max_output, Some(ByteSize(64 * 1024)));
         let err = parse("[serve]\nmax_output = \"lots\"\n").unwrap_err();
         assert!(err.to_string().contains("serve.max_output"), "{err}");
     }
@@ -779,8 +784,8 @@ mod tests {
 
     #[test]
     fn a_memory_limit_of_none_is_no_limit() {
-        assert_eq!(parse_limit("none").unwrap(), None);
-        assert_eq!(parse_limit("1g").unwrap(), Some(1 << 30));
+        assert_eq!("none".parse::<SizeLimit>().unwrap().bytes(), None);
+        assert_eq!("1g".parse::<SizeLimit>().unwrap().bytes(), Some(1 << 30));
         assert!(parse("[sandbox]\nmemory = \"none\"\n").is_ok());
     }
 
