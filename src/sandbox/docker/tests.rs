@@ -214,7 +214,7 @@ async fn a_timeout_kills_the_script_and_removes_the_container() {
     let took = started.elapsed();
     assert!(finished.timed_out, "{finished:?}");
     assert_eq!(finished.exit_code, None);
-    assert_eq!(finished.signal, Some(supervise::SIGKILL));
+    assert_eq!(finished.signal, Some(libc::SIGKILL));
     // Output from before the kill is kept.
     assert_eq!(out.stdout, "spinning\n");
     assert!(took < Duration::from_secs(15), "took {took:?}");
