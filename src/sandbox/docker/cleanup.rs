@@ -2,10 +2,10 @@
 //! and from a background thread when the run's future is dropped mid-way.
 //!
 //! The background removals are counted process-wide, so that the process can
-//! wait for them before it exits ([`wait_for_removals`]). Nothing narrower
-//! can hold them: a removal starts in a `Drop` impl, which has no async
-//! context and no caller to hand the work back to, and the runtime that ran
-//! the run is often the very thing being shut down.
+//! wait for them before it exits ([`crate::sandbox::finish_cleanup`]).
+//! Nothing narrower can hold them: a removal starts in a `Drop` impl, which
+//! has no async context and no caller to hand the work back to, and the
+//! runtime that ran the run is often the very thing being shut down.
 
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -59,7 +59,7 @@ impl Drop for ContainerGuard {
         }
         let name = self.name.clone();
         // Counted until the thread ends, so the process can wait for it
-        // before exiting (see `wait_for_removals`).
+        // before exiting.
         let pending = self.waited.then(|| PendingRemoval::new(&name));
         // A thread with its own runtime and its own connection, not a task on
         // the caller's runtime: the future is often dropped because that
@@ -134,7 +134,7 @@ impl Drop for PendingRemoval {
 
 /// Waits up to `limit` for the containers being removed in the background
 /// (by runs dropped mid-way) to be gone; returns those still pending.
-pub fn wait_for_removals(limit: Duration) -> Vec<String> {
+pub(crate) fn wait_for_removals(limit: Duration) -> Vec<String> {
     let (names, done) = &REMOVALS;
     let names = names.lock().unwrap_or_else(PoisonError::into_inner);
     let (names, _) = done

@@ -39,7 +39,7 @@ mod supervise;
 #[cfg(test)]
 mod tests;
 
-pub use cleanup::wait_for_removals;
+pub(super) use cleanup::wait_for_removals;
 
 use cleanup::ContainerGuard;
 use engine::ENGINE_REPLY;
