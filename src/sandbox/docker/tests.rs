@@ -376,15 +376,16 @@ async fn the_seccomp_profile_refuses_ptrace_io_uring_and_inet_sockets() {
     let Some(h) = harness("seccomp").await else {
         return;
     };
-    let script = r#"
+    let script = format!(
+        r#"
 import ctypes, errno, os, socket
 libc = ctypes.CDLL(None, use_errno=True)
 def call(name, *args):
     result = getattr(libc, name)(*args)
     return errno.errorcode.get(ctypes.get_errno(), "0") if result == -1 else "ok"
 print("ptrace", call("ptrace", 0, 0, None, None))
-print("io_uring_setup", call("syscall", 425, 8, ctypes.create_string_buffer(120)))
-print("unshare", call("unshare", 0x10000000))
+print("io_uring_setup", call("syscall", {io_uring_setup}, 8, ctypes.create_string_buffer(120)))
+print("unshare", call("unshare", {clone_newuser:#x}))
 for family in ["AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET"]:
     try:
         socket.socket(getattr(socket, family), socket.SOCK_DGRAM).close()
@@ -393,8 +394,11 @@ for family in ["AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET"]:
         print(family, errno.errorcode[e.errno])
 a, b = socket.socketpair()
 print("AF_UNIX", "ok")
-"#;
-    let (finished, out) = h.run(&job(script)).await;
+"#,
+        io_uring_setup = libc::SYS_io_uring_setup,
+        clone_newuser = libc::CLONE_NEWUSER,
+    );
+    let (finished, out) = h.run(&job(&script)).await;
     assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
     assert_eq!(
         out.stdout,
@@ -425,6 +429,7 @@ async fn the_32_bit_syscall_entry_is_closed() {
     };
     let script = r#"
 import ctypes, mmap
+# libc names no i386 numbers on x86_64, so they are spelled out here.
 # mov eax, 359 (i386 socket); mov ebx, 2 (AF_INET); mov ecx, 2 (SOCK_DGRAM);
 # xor edx, edx; int 0x80; ret
 code = (bytes([0xB8]) + (359).to_bytes(4, "little")
