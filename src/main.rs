@@ -25,7 +25,7 @@ fn main() {
     // Runs dropped with the runtime (a stopped `serve`) leave their containers
     // to background removals, which exiting would cut off; bounded, since an
     // engine that stopped answering may never let them finish.
-    let left = sandbox::docker::wait_for_removals(std::time::Duration::from_secs(10));
+    let left = sandbox::finish_cleanup(std::time::Duration::from_secs(10));
     if !left.is_empty() {
         eprintln!(
             "codemode: warning: container(s) {} may be left behind (`docker ps -a --filter label={}`)",

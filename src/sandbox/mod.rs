@@ -277,6 +277,20 @@ impl Backend {
     }
 }
 
+/// Waits up to `limit` for the cleanup that runs dropped mid-way left to the
+/// background, and returns the Docker containers still not removed (find
+/// them by [`docker::RUN_LABEL`]). Call it once, just before the process
+/// exits, after the runtime that ran the runs has shut down.
+///
+/// It is process-wide because the work is: a run's future dropped mid-way
+/// (a stopped `serve` drops its runs with its runtime) removes its container
+/// from a `Drop` impl, which has no async context and no caller to hand the
+/// work back to, so a thread of its own does it, and exiting would cut that
+/// thread off and leave the container behind.
+pub fn finish_cleanup(limit: Duration) -> Vec<String> {
+    docker::wait_for_removals(limit)
+}
+
 /// The backend `choice` names. `auto` takes Docker where an engine answers and
 /// has (or can pull) the image, else native; `note` says why, for the user.
 pub async fn select(

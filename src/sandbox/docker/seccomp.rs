@@ -64,7 +64,9 @@ const DEFAULT_ERRNO: i32 = libc::EPERM;
 
 /// The comparison the table means: on the argument's low 32 bits.
 fn low_eq(arg: u8, value: u32) -> Value {
-    json!({"index": arg, "value": 0xffff_ffffu32, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"})
+    // No libc constant names this mask: it is the low half of a 64-bit
+    // argument.
+    json!({"index": arg, "value": u32::MAX, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"})
 }
 
 pub(super) fn profile() -> String {
@@ -218,7 +220,9 @@ mod tests {
             ("mmap", 0, 0),
             ("clone", fork_like, 0),
             ("socket", libc::AF_UNIX as u64, 0),
-            ("personality", 0xffff_ffff, 0),
+            // libc has no name for it: the kernel reads 0xffffffff as a
+            // question about the persona, not a change.
+            ("personality", u64::from(u32::MAX), 0),
             ("ioctl", 0, libc::TCGETS),
         ] {
             let args = [first, second, 0, 0, 0, 0];

@@ -11,11 +11,13 @@
 //! kills the init through PR_SET_PDEATHSIG).
 
 use std::io::{Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
+use nix::sys::memfd::{memfd_create, MFdFlags};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -70,7 +72,10 @@ pub fn spawn(exe: &Path, spec: &InitSpec) -> Result<Launched, SandboxError> {
         // handle (through `cancel`), not a signal that kills the setup process.
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: only fcntl, which is async-signal-safe, between fork and exec.
+    // SAFETY: the hook runs between fork and exec, where only
+    // async-signal-safe calls are sound; it makes only fcntl calls, which
+    // are, and allocates nothing. F_SETFD takes no pointer, and the three
+    // numbers are open in the child, which inherits them from this process.
     unsafe {
         command.pre_exec(move || {
             // All three were made close-on-exec so that no other child of
@@ -97,22 +102,14 @@ pub fn spawn(exe: &Path, spec: &InitSpec) -> Result<Launched, SandboxError> {
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 just returned these two descriptors, owned by no one else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
 
 /// The spec in an anonymous file, read from the start by the child.
 fn memfd_with(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    let fd = unsafe { libc::memfd_create(c"codemode-sandbox-run".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: memfd_create just returned it.
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let fd = memfd_create(c"codemode-sandbox-run", MFdFlags::MFD_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
     file.write_all(bytes)?;
     file.rewind()?;
     Ok(OwnedFd::from(file))
