@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::DoctorArgs;
 use crate::context::Context;
 use crate::error::Error;
-use crate::sandbox::{self, docker, native, Limits, OutputSink, RunDir, RunSpec};
 use codemode_config::{Config, ConfigError};
+use codemode_sandbox::{docker, native, Limits, OutputSink, RunDir, RunSpec};
 
 #[derive(Debug, Serialize)]
 struct Findings {
@@ -84,10 +84,12 @@ pub async fn run(ctx: &Context, args: &DoctorArgs) -> Result<(), Error> {
     }
     match findings.auto {
         Some(_) => Ok(()),
-        None => Err(Error::Sandbox(sandbox::SandboxError::Unavailable {
-            backend: "native",
-            reason: "no sandbox works on this machine (see above)".into(),
-        })),
+        None => Err(Error::Sandbox(
+            codemode_sandbox::SandboxError::Unavailable {
+                backend: "native",
+                reason: "no sandbox works on this machine (see above)".into(),
+            },
+        )),
     }
 }
 
@@ -133,7 +135,7 @@ async fn native_findings(config: &Config) -> Backend {
         .into_iter()
         .map(|(limit, enforced)| Limit { limit, enforced })
         .collect();
-    let backend = sandbox::Backend::Native(sandbox);
+    let backend = codemode_sandbox::Backend::Native(sandbox);
     let script_user = script_user(&backend);
     let started = Instant::now();
     let trial = trial_run(&backend).await;
@@ -148,13 +150,13 @@ async fn native_findings(config: &Config) -> Backend {
 }
 
 /// Who the backend's next script would be on the host.
-fn script_user(backend: &sandbox::Backend) -> String {
+fn script_user(backend: &codemode_sandbox::Backend) -> String {
     let me = nix::unistd::geteuid().as_raw();
     match backend.run_user().map(|user| user.user().uid) {
         Ok(uid) if uid == me => format!("the invoking user (uid {uid})"),
-        Ok(sandbox::SANDBOX_UID) => format!(
+        Ok(codemode_sandbox::SANDBOX_UID) => format!(
             "uid {} (nobody): no unused uid range is mapped here",
-            sandbox::SANDBOX_UID
+            codemode_sandbox::SANDBOX_UID
         ),
         Ok(_) => "a host uid of the run's own, picked at random from an unused range".into(),
         Err(err) => format!("none: {err}"),
@@ -188,7 +190,7 @@ async fn docker_findings(config: &Config) -> Backend {
     let (works, reason, trial_run_ms, script_user) =
         match docker::DockerSandbox::connect_without_pull(&config.sandbox.image).await {
             Ok(sandbox) => {
-                let backend = sandbox::Backend::Docker(sandbox);
+                let backend = codemode_sandbox::Backend::Docker(sandbox);
                 let started = Instant::now();
                 let trial = trial_run(&backend).await;
                 (
@@ -211,7 +213,7 @@ async fn docker_findings(config: &Config) -> Backend {
 }
 
 /// Runs `print('ok')` with the default limits and no bridge.
-async fn trial_run(backend: &sandbox::Backend) -> Result<(), String> {
+async fn trial_run(backend: &codemode_sandbox::Backend) -> Result<(), String> {
     let user = backend.run_user().map_err(|e| e.to_string())?;
     let dir = RunDir::create(user.user()).map_err(|e| e.to_string())?;
     dir.write("main.py", "print('ok')\n")

@@ -1,9 +1,9 @@
 //! The one place where failures become a message on stderr and an exit code.
 
 use crate::exec::Report;
-use crate::sandbox::SandboxError;
 use codemode_config::ConfigError;
 use codemode_mcp::McpError;
+use codemode_sandbox::SandboxError;
 
 /// Exit codes other parts of the system and users' scripts rely on.
 pub mod exit {

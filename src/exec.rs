@@ -16,13 +16,13 @@ use crate::cli::ExecArgs;
 use crate::context::Context;
 use crate::error::{exit, Error};
 use crate::progress::Progress;
-use crate::sandbox::{self, Backend, Limits, OutputSink, RunDir, RunSpec, Stream};
 use codemode_config::{Config, ResolvedServer, ToolFilter};
 use codemode_mcp::bridge::{
     Bridge, CallRecord, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits, UnixSocket,
 };
 use codemode_mcp::catalog;
 use codemode_mcp::Registry;
+use codemode_sandbox::{Backend, Limits, OutputSink, RunDir, RunSpec, Stream};
 use codemode_text::human_bytes;
 
 /// Everything one execution needs besides the script.
@@ -205,7 +205,7 @@ fn print_json(report: &Report) {
 
 /// Passes output on as it arrives, its control characters shown as text
 /// where it goes to a terminal.
-fn terminal() -> sandbox::Live {
+fn terminal() -> codemode_sandbox::Live {
     let screen = crate::terminal::Screen::new();
     Box::new(move |stream: Stream, bytes: &[u8]| {
         // Best effort: a closed terminal must not stop the run.
@@ -231,7 +231,7 @@ impl Runner {
         specs: Vec<ResolvedServer>,
         options: &Options,
     ) -> Result<Runner, Error> {
-        let (backend, note) = sandbox::select(
+        let (backend, note) = codemode_sandbox::select(
             options.backend,
             &config.sandbox.image,
             config.sandbox.python.as_ref().map(PathBuf::from),
@@ -297,8 +297,8 @@ impl Runner {
             Ok(finished) => (finished, None),
             // The output and calls so far are all the caller will ever get of
             // this run, so they travel with the error instead of being dropped.
-            Err(err @ sandbox::SandboxError::Lost { .. }) => {
-                (sandbox::Finished::default(), Some(err))
+            Err(err @ codemode_sandbox::SandboxError::Lost { .. }) => {
+                (codemode_sandbox::Finished::default(), Some(err))
             }
             Err(err) => return Err(Error::Sandbox(err)),
         };
@@ -355,7 +355,13 @@ impl Runner {
         options: &Options,
         sink: &OutputSink,
         cancel: CancellationToken,
-    ) -> Result<(Result<sandbox::Finished, sandbox::SandboxError>, Records), Error> {
+    ) -> Result<
+        (
+            Result<codemode_sandbox::Finished, codemode_sandbox::SandboxError>,
+            Records,
+        ),
+        Error,
+    > {
         let user = self.backend.run_user().map_err(Error::Sandbox)?;
         // Named, since a full or read-only TMPDIR is the user's to fix.
         let dirs = RunDir::create(user.user()).map_err(Error::io(format!(
@@ -373,7 +379,7 @@ impl Runner {
         let grant = bridge
             .grant(GrantSpec::new(self.filter(&options.allow)))
             .map_err(|err| Error::Usage(format!("cannot make a token: {err}")))?;
-        let socket_path = dirs.bridge().join(sandbox::BRIDGE_SOCKET_NAME);
+        let socket_path = dirs.bridge().join(codemode_sandbox::BRIDGE_SOCKET_NAME);
         // The run's user alone may connect: the token is the second lock.
         let socket = UnixSocket::bind(&socket_path, 0o600)
             .and_then(|socket| dirs.give(&socket_path).map(|()| socket))
@@ -471,7 +477,7 @@ impl Options {
 }
 
 /// The config's limits over the defaults; what it sets is the user's
-/// choice, enforced or refused (see [`sandbox::Chosen`]).
+/// choice, enforced or refused (see [`codemode_sandbox::Chosen`]).
 fn limits_from(config: &codemode_config::SandboxConfig) -> Limits {
     let mut limits = Limits {
         timeout: config.timeout,

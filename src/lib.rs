@@ -13,7 +13,6 @@ pub mod exec;
 pub mod gen_bridge;
 pub mod init;
 mod progress;
-pub mod sandbox;
 pub mod serve;
 mod terminal;
 pub mod tools;

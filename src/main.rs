@@ -5,7 +5,8 @@ use clap::{CommandFactory, Parser};
 use codemode::cli::{Cli, Command};
 use codemode::context::Context;
 use codemode::error::{self, Error};
-use codemode::{agent, commands, doctor, exec, gen_bridge, init, sandbox, serve, tools};
+use codemode::{agent, commands, doctor, exec, gen_bridge, init, serve, tools};
+use codemode_sandbox as sandbox;
 
 fn main() {
     // The native sandbox re-executes codemode as its setup process; that path

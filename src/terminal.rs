@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use crate::sandbox::Stream;
+use codemode_sandbox::Stream;
 
 /// Neutralises control characters in one stream's bytes, chunk by chunk: a
 /// character split between two chunks is held until its end arrives.

@@ -22,10 +22,10 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exec::{stop_signal, Options, Report, Runner};
 use crate::progress::Progress;
-use crate::sandbox::OutputSink;
 use crate::serve::{api::ServerApis, index};
 use codemode_mcp::catalog::{self, Catalog};
 use codemode_mcp::tokens;
+use codemode_sandbox::OutputSink;
 
 pub use provider::LlmError;
 use provider::{Client, Message};

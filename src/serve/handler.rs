@@ -23,9 +23,9 @@ use super::view::{self, Shape, View, START_GRACE};
 use super::{api::ServerApis, index, Served, MODULE_URI};
 use crate::error::Error;
 use crate::exec::{Options, Report};
-use crate::sandbox::{OutputSink, Stream};
 use codemode_mcp::catalog::Catalog;
 use codemode_mcp::discovery;
+use codemode_sandbox::{OutputSink, Stream};
 
 /// Most text one notification carries: a script printing fast has its
 /// lines batched, and a batch is cut here so no message grows unbounded.

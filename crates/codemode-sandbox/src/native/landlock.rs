@@ -124,7 +124,7 @@ fn explain_missing(e: landlock::RulesetError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::native::mounts::{plan as mount_plan, Host, PlanInputs};
+    use crate::native::mounts::{plan as mount_plan, Host, PlanInputs};
 
     #[test]
     fn the_rules_follow_the_mounts() {

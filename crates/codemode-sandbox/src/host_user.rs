@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::sandbox::HostUser;
+use crate::HostUser;
 
 /// The range systemd documents as never allocated (neither to system or
 /// regular users nor to its dynamic users or containers); 2^28 ids, so that

@@ -6,7 +6,7 @@ use bollard::errors::Error as DockerError;
 
 use super::engine::{self, ENGINE_REPLY};
 use super::RUN_LABEL;
-use crate::sandbox::{RunSpec, SandboxError};
+use crate::{RunSpec, SandboxError};
 
 const BACKEND: &str = "docker";
 

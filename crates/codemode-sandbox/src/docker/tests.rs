@@ -3,8 +3,8 @@
 //! provides both.
 
 use super::*;
-use crate::sandbox::output::Captured;
-use crate::sandbox::{Limits, RunDir, BRIDGE_SOCKET_NAME, SANDBOX_GID, SANDBOX_UID};
+use crate::output::Captured;
+use crate::{Limits, RunDir, BRIDGE_SOCKET_NAME, SANDBOX_GID, SANDBOX_UID};
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -271,7 +271,7 @@ print([l.split()[1] for l in status.splitlines() if l.startswith("NoNewPrivs")][
     let job = job(script);
     let (finished, out) = h.run(&job).await;
     assert_eq!(finished.exit_code, Some(0), "{}", out.stderr);
-    let crate::sandbox::HostUser { uid, gid } = job.spec.host_user;
+    let crate::HostUser { uid, gid } = job.spec.host_user;
     assert_eq!(
         out.stdout,
         format!(
@@ -409,7 +409,7 @@ print("AF_UNIX", "ok")
 
 #[tokio::test]
 async fn modify_ldt_memfd_secret_move_pages_and_personality_changes_are_refused() {
-    use crate::sandbox::seccomp_rules::probe;
+    use crate::seccomp_rules::probe;
     let Some(h) = harness("seccomp-table").await else {
         return;
     };

@@ -12,7 +12,7 @@ use futures::StreamExt;
 
 use super::engine::{self, ENGINE_REPLY};
 use super::errors::unavailable;
-use crate::sandbox::SandboxError;
+use crate::SandboxError;
 
 /// A pull that reports no progress for this long is abandoned.
 const PULL_STALL: Duration = Duration::from_secs(120);

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{self, ENGINE_REPLY};
 use super::errors::{failed, start_error, Failure};
-use crate::sandbox::{Finished, OutputSink, RunSpec, Stream};
+use crate::{Finished, OutputSink, RunSpec, Stream};
 
 /// After the container is killed (timeout, flood, cancel), how long we wait
 /// for the engine to report it gone before giving up on its exit status. The

@@ -1,7 +1,7 @@
 //! The seccomp profile every container runs under, in Docker's format. It
 //! replaces the engine's default profile (a container gets exactly one), so it
 //! is an allow list like that default, and it refuses everything the shared
-//! table ([`crate::sandbox::seccomp_rules`]) refuses, as the native filter
+//! table ([`crate::seccomp_rules`]) refuses, as the native filter
 //! does: sockets only of family AF_UNIX (the bridge), no ptrace, no io_uring,
 //! no new namespaces, no personality changes. The network namespace already
 //! cuts the network; this also stops a script from using even the
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::sandbox::seccomp_rules::{self, Refused};
+use crate::seccomp_rules::{self, Refused};
 
 /// Every system call a Python script (and the programs it may start) needs,
 /// for x86_64 and aarch64; the engine ignores the names an architecture lacks.

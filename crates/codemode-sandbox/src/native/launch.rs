@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::{InitSpec, Report};
 use super::INIT_ARG;
-use crate::sandbox::{OutputSink, SandboxError, Stream};
+use crate::{OutputSink, SandboxError, Stream};
 
 fn failed(reason: impl Into<String>) -> SandboxError {
     SandboxError::Failed {

@@ -2,7 +2,7 @@
 //! and from a background thread when the run's future is dropped mid-way.
 //!
 //! The background removals are counted process-wide, so that the process can
-//! wait for them before it exits ([`crate::sandbox::finish_cleanup`]).
+//! wait for them before it exits ([`crate::finish_cleanup`]).
 //! Nothing narrower can hold them: a removal starts in a `Drop` impl, which
 //! has no async context and no caller to hand the work back to, and the
 //! runtime that ran the run is often the very thing being shut down.

@@ -13,8 +13,8 @@ use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::sandbox::output::Captured;
-use crate::sandbox::{Limits, RunDir};
+use crate::output::Captured;
+use crate::{Limits, RunDir};
 
 /// The fork bomb and the daemon tests take this exclusively (they strain the
 /// host's process table); the others share it.
@@ -34,7 +34,7 @@ fn codemode_exe() -> PathBuf {
     // does not, and a stale one would test old setup code. (Only this
     // module's files and the seccomp table: others may be mid-edit while
     // these tests run.)
-    let sandbox_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sandbox");
+    let sandbox_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let rules = sandbox_src.join("seccomp_rules.rs");
     let rules_changed = std::fs::metadata(&rules)
         .and_then(|m| m.modified())
@@ -266,7 +266,7 @@ print('unix ok')";
 
 #[tokio::test]
 async fn modify_ldt_memfd_secret_move_pages_and_personality_changes_are_refused() {
-    use crate::sandbox::seccomp_rules::probe;
+    use crate::seccomp_rules::probe;
     assert_eq!(stdout_of(&probe::script()).await, probe::expected());
 }
 

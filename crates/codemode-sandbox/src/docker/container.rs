@@ -9,7 +9,7 @@ use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Moun
 
 use super::errors::failed;
 use super::{seccomp, RUN_LABEL};
-use crate::sandbox::{
+use crate::{
     HostUser, RunSpec, SandboxError, BRIDGE_SOCKET_NAME, PROC_MASKED_FILES, PYTHON_FLAGS,
     SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE, WORKSPACE_INODES,
 };
@@ -203,7 +203,7 @@ fn clamp_i64(value: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::Limits;
+    use crate::Limits;
     use std::collections::BTreeMap;
 
     fn spec() -> RunSpec {

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::sandbox::Limits;
+use crate::Limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Controller {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::init::SetupError;
 use super::python::SYSTEM_DIRS;
-use crate::sandbox::{
+use crate::{
     PROC_MASKED_FILES, SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
     WORKSPACE_INODES,
 };

@@ -1,5 +1,5 @@
 //! The seccomp layer: everything allowed except what the shared table
-//! ([`crate::sandbox::seccomp_rules`]) refuses: the kernel interfaces a Python
+//! ([`crate::seccomp_rules`]) refuses: the kernel interfaces a Python
 //! script has no business with and that widen the kernel's attack surface
 //! (other socket families, ptrace, io_uring, BPF, mounts, new namespaces,
 //! keyrings, modules). A deny list, not an allow list: Python and whatever it
@@ -14,7 +14,7 @@ use seccompiler::{
 };
 
 use super::init::SetupError;
-use crate::sandbox::seccomp_rules::{self, Refused};
+use crate::seccomp_rules::{self, Refused};
 
 fn target_arch() -> Result<TargetArch, SetupError> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|_| {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::Limits;
+use crate::Limits;
 
 use super::init::SetupError;
 
