@@ -7,6 +7,7 @@ use crate::progress::Progress;
 use codemode_config::{Config, ResolvedServer};
 use codemode_mcp::catalog::{self, Catalog};
 use codemode_mcp::{McpError, Registry};
+use codemode_run::{Options, Runner};
 
 pub struct Context {
     pub global: GlobalArgs,
@@ -73,6 +74,40 @@ impl Context {
         registry.shutdown().await;
         self.check_failures(&catalog, failures, allow_partial)?;
         Ok(catalog)
+    }
+
+    /// The runner for `specs` with `options`' backend and limits, its notes
+    /// (which sandbox, what it bounds otherwise) said once on stderr.
+    pub async fn runner(
+        &self,
+        config: &Config,
+        specs: Vec<ResolvedServer>,
+        options: &Options,
+    ) -> Result<Runner, Error> {
+        let (runner, notes) = Runner::start(&config.sandbox, specs, options).await?;
+        for note in notes {
+            self.say(&format!("codemode: {note}"));
+        }
+        Ok(runner)
+    }
+
+    /// The tools a run narrowed to `allow` sees, and their stub module;
+    /// servers that failed to list them are handled as [`Self::check_failures`]
+    /// says.
+    pub async fn stubs(
+        &self,
+        runner: &Runner,
+        allow: &[String],
+        allow_partial: bool,
+        progress: &Progress,
+    ) -> Result<(Catalog, String), Error> {
+        if runner.specs().is_empty() {
+            return Ok((Catalog::default(), bridge_gen::generate(&[])));
+        }
+        let (catalog, failures) = runner.catalog(&runner.filter(allow), progress).await;
+        self.check_failures(&catalog, failures, allow_partial)?;
+        let module = bridge_gen::generate(&catalog.servers);
+        Ok((catalog, module))
     }
 
     /// Servers that failed to list their tools: named on stderr and tolerated

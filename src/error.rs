@@ -1,8 +1,10 @@
-//! The one place where failures become a message on stderr and an exit code.
+//! The one place where failures become a message on stderr and an exit code
+//! (docs/ARCHITECTURE.md, "Exit codes"): every command returns an [`Error`],
+//! and `main` asks it for its [`Error::code`] after [`Error::print_message`].
 
-use crate::exec::Report;
 use codemode_config::ConfigError;
 use codemode_mcp::McpError;
+use codemode_run::{Exit, RunError, Signal};
 use codemode_sandbox::SandboxError;
 
 /// Exit codes other parts of the system and users' scripts rely on.
@@ -44,14 +46,9 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{0}")]
-    Sandbox(SandboxError),
-    /// The sandbox was lost mid-run ([`SandboxError::Lost`]); the report of
-    /// what was seen until then goes with it, for `exec --json` and `serve`.
-    #[error("{source}")]
-    RunLost {
-        report: Box<Report>,
-        source: SandboxError,
-    },
+    Sandbox(#[from] SandboxError),
+    #[error("{0}")]
+    Run(#[from] RunError),
     #[error("{0}")]
     Llm(#[from] crate::agent::LlmError),
     #[error(
@@ -62,9 +59,22 @@ pub enum Error {
     Declined(String),
     #[error("{0}")]
     Usage(String),
-    /// The command already reported what happened; only the exit code is left.
+    /// The script ran and ended this way; its output and the report said
+    /// the rest, so there is nothing to add.
     #[error("")]
-    Reported(i32),
+    Script(Exit),
+    /// A signal stopped codemode before the script started.
+    #[error("stopped by {} before the script started", .0.name())]
+    StoppedEarly(Signal),
+    /// A signal stopped codemode; what it cut short was already reported.
+    #[error("")]
+    Stopped(Signal),
+    /// A signal stopped codemode, and the sandbox then failed to answer.
+    #[error("{cause}")]
+    StoppedLost { signal: Signal, cause: SandboxError },
+    /// `gen-bridge --check`: the module is out of date; the difference was printed.
+    #[error("")]
+    OutOfDate,
 }
 
 impl Error {
@@ -73,27 +83,39 @@ impl Error {
         move |source| Error::Io { context, source }
     }
 
-    pub fn exit_code(&self) -> i32 {
+    /// The process exit code for this failure.
+    pub fn code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => exit::USAGE,
             Error::Mcp(_) | Error::ServersFailed { .. } => exit::UNAVAILABLE,
-            Error::Io { .. } | Error::Declined(_) => exit::FAILURE,
+            Error::Io { .. } | Error::Declined(_) | Error::OutOfDate => exit::FAILURE,
             Error::Llm(err) if err.is_configuration() => exit::USAGE,
             Error::Llm(_) => exit::PROVIDER,
             Error::StepBudget { .. } => exit::STEP_BUDGET,
-            Error::Sandbox(_) | Error::RunLost { .. } => exit::SANDBOX,
-            Error::Reported(code) => *code,
+            Error::Sandbox(_) | Error::Run(RunError::Sandbox(_)) => exit::SANDBOX,
+            Error::Run(RunError::Io { .. } | RunError::Token(_)) => exit::FAILURE,
+            Error::Script(Exit::Status(code)) => *code,
+            Error::Script(Exit::TimedOut) => exit::TIMEOUT,
+            Error::Script(Exit::Failed) => exit::FAILURE,
+            Error::StoppedEarly(signal)
+            | Error::Stopped(signal)
+            | Error::StoppedLost { signal, .. } => signal.exit_code(),
         }
     }
-}
 
-/// Prints the error as one line and returns the process exit code.
-pub fn report(err: &Error) -> i32 {
-    let message = err.to_string();
-    if !message.is_empty() {
+    /// Says what failed on stderr, as one line, unless it was already said.
+    pub fn print_message(&self) {
+        let message = self.to_string();
+        if message.is_empty() {
+            return;
+        }
         // Errors from nested sources can carry newlines (a server's message); one
         // line keeps them greppable and keeps scripts' stderr parsing simple.
-        eprintln!("codemode: error: {}", codemode_text::one_line(&message));
+        let message = codemode_text::one_line(&message);
+        match self {
+            // Not a failure of codemode's: the user stopped it.
+            Error::StoppedEarly(_) => eprintln!("codemode: {message}"),
+            _ => eprintln!("codemode: error: {message}"),
+        }
     }
-    err.exit_code()
 }

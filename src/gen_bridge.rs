@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::cli::GenBridgeArgs;
 use crate::context::Context;
-use crate::error::{exit, Error};
+use crate::error::Error;
 use codemode_mcp::catalog::Catalog;
 use codemode_mcp::tokens;
 
@@ -107,7 +107,7 @@ fn check(path: &Path, module: &str, json: bool) -> Result<(), Error> {
     if current {
         Ok(())
     } else {
-        Err(Error::Reported(exit::FAILURE))
+        Err(Error::OutOfDate)
     }
 }
 

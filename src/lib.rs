@@ -9,7 +9,6 @@ pub mod commands;
 pub mod context;
 pub mod doctor;
 pub mod error;
-pub mod exec;
 pub mod gen_bridge;
 pub mod init;
 mod progress;

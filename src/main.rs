@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser};
 use codemode::cli::{Cli, Command};
 use codemode::context::Context;
 use codemode::error::{self, Error};
-use codemode::{agent, commands, doctor, exec, gen_bridge, init, serve, tools};
+use codemode::{agent, commands, doctor, gen_bridge, init, serve, tools};
 use codemode_sandbox as sandbox;
 
 fn main() {
@@ -21,7 +21,10 @@ fn main() {
     init_logging(cli.global.verbose, cli.global.quiet);
     let code = match run(cli) {
         Ok(()) => error::exit::SUCCESS,
-        Err(err) => error::report(&err),
+        Err(err) => {
+            err.print_message();
+            err.code()
+        }
     };
     // Runs dropped with the runtime (a stopped `serve`) leave their containers
     // to background removals, which exiting would cut off; bounded, since an
@@ -48,7 +51,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::GenBridge(args) => block_on(gen_bridge::run(&ctx, &args)),
         Command::Tools(args) => block_on(tools::run(&ctx, &args)),
         Command::Bridge(args) => block_on(commands::bridge::run(&ctx, &args)),
-        Command::Exec(args) => block_on(exec::run(&ctx, &args)),
+        Command::Exec(args) => block_on(commands::exec::run(&ctx, &args)),
         Command::Ask(args) => block_on(agent::run(&ctx, &args)),
         Command::Serve(args) => block_on(serve::run(&ctx, &args)),
         Command::Init(args) => init::run(&ctx, &args),

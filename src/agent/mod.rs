@@ -13,6 +13,7 @@ mod signature;
 mod trace;
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -20,11 +21,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::AskArgs;
 use crate::context::Context;
 use crate::error::Error;
-use crate::exec::{stop_signal, Options, Report, Runner};
 use crate::progress::Progress;
 use crate::serve::{api::ServerApis, index};
 use codemode_mcp::catalog::{self, Catalog};
 use codemode_mcp::tokens;
+use codemode_run::{signals, Options, Outcome as RunOutcome, Report, Runner, Signal};
 use codemode_sandbox::OutputSink;
 
 pub use provider::LlmError;
@@ -36,8 +37,6 @@ use trace::{ModelCall, Outcome, Run, Step, Trace};
 /// middle, with a note saying how much (the start and the end of a traceback
 /// are what matter).
 const FEEDBACK_BYTES: usize = 6000;
-/// The exit status after Ctrl-C, as shells report SIGINT.
-const INTERRUPTED: i32 = 130;
 
 pub const SIGNATURE: Signature = Signature {
     instructions: "Solve the task by writing Python 3 scripts that run in a sandbox, one script per step.\n\
@@ -98,7 +97,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
         ));
     }
 
-    let mut options = Options::from_config(&config)?;
+    let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
     let specs = ctx.servers_or_none(&config, &args.servers)?;
     let python = config
@@ -108,13 +107,17 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
         .unwrap_or_else(|| "python3".into());
 
     let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        stop_signal().await;
-        on_signal.cancel();
+    let signalled = Arc::new(OnceLock::new());
+    let stopped = signals::stop_signal();
+    tokio::spawn({
+        let (signalled, cancel) = (Arc::clone(&signalled), cancel.clone());
+        async move {
+            let _ = signalled.set(stopped.await);
+            cancel.cancel();
+        }
     });
 
-    let runner = Runner::start(ctx, &config, specs.clone(), &options).await?;
+    let runner = ctx.runner(&config, specs.clone(), &options).await?;
     let result = async {
         // Listing tools is routine: shown only with -v, as `exec` does.
         let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
@@ -135,6 +138,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
             has_tools: catalog.servers.iter().any(|s| !s.tools.is_empty()),
             ask_first,
             cancel: cancel.clone(),
+            signalled: &signalled,
         };
         agent.run(&task, &tools, max_steps).await
     }
@@ -154,6 +158,7 @@ struct Agent<'a> {
     has_tools: bool,
     ask_first: bool,
     cancel: CancellationToken,
+    signalled: &'a OnceLock<Signal>,
 }
 
 impl Agent<'_> {
@@ -189,7 +194,7 @@ impl Agent<'_> {
                     _ = self.cancel.cancelled() => {
                         thinking.fail("interrupted");
                         trace.outcome = Outcome::Interrupted;
-                        break 'steps Some(Error::Reported(INTERRUPTED));
+                        break 'steps Some(self.stopped());
                     }
                 };
                 let completion = match reply {
@@ -293,7 +298,7 @@ impl Agent<'_> {
                                         if self.cancel.is_cancelled() {
                                             trace.outcome = Outcome::Interrupted;
                                             trace.steps.push(step);
-                                            break 'steps Some(Error::Reported(INTERRUPTED));
+                                            break 'steps Some(self.stopped());
                                         }
                                         text
                                     }
@@ -336,7 +341,7 @@ impl Agent<'_> {
         let sink = OutputSink::new(self.options.limits.output_bytes, None);
         let progress = Progress::new(self.ctx.global.quiet);
         let running = progress.start("sandbox", "running…");
-        let report = self
+        let outcome = self
             .runner
             .run(
                 self.module,
@@ -347,6 +352,13 @@ impl Agent<'_> {
                 self.cancel.clone(),
             )
             .await?;
+        let report = match outcome {
+            RunOutcome::Done(report) => report,
+            RunOutcome::Lost { cause, .. } => {
+                running.fail("sandbox lost");
+                return Err(Error::Sandbox(cause));
+            }
+        };
         let status = match (&report.error, report.exit_code) {
             (Some(error), _) => error.clone(),
             (None, Some(code)) => format!("exit {code}"),
@@ -368,6 +380,11 @@ impl Agent<'_> {
             self.say_block("stderr", &report.stderr);
         }
         Ok(report)
+    }
+
+    /// Stopped by a signal (Ctrl-C at a prompt counts as SIGINT).
+    fn stopped(&self) -> Error {
+        Error::Stopped(self.signalled.get().copied().unwrap_or(Signal::Interrupt))
     }
 
     fn confirm(&self) -> Result<bool, Error> {

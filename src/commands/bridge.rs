@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     // The first signal lets calls in flight finish; a second one (someone
     // tired of waiting, or a supervisor's escalation) ends it at once.
     let force = CancellationToken::new();
-    let mut signals = crate::exec::StopSignals::new();
+    let mut signals = codemode_run::StopSignals::new();
     tokio::spawn({
         let (stop, force) = (stop.clone(), force.clone());
         async move {

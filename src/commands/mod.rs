@@ -1,3 +1,4 @@
 //! One module per subcommand that is more than a call into a library crate.
 
 pub mod bridge;
+pub mod exec;

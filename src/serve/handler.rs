@@ -21,10 +21,9 @@ use tokio::sync::mpsc;
 
 use super::view::{self, Shape, View, START_GRACE};
 use super::{api::ServerApis, index, Served, MODULE_URI};
-use crate::error::Error;
-use crate::exec::{Options, Report};
 use codemode_mcp::catalog::Catalog;
 use codemode_mcp::discovery;
+use codemode_run::{Options, Outcome, Report, RunError};
 use codemode_sandbox::{OutputSink, Stream};
 
 /// Most text one notification carries: a script printing fast has its
@@ -496,10 +495,8 @@ impl CodemodeServer {
             backend: base.backend,
             limits,
             allow: base.allow.clone(),
-            stubs: None,
             env: base.env.clone(),
             args: Vec::new(),
-            allow_partial: true,
         };
 
         // Output and heartbeats flow from here on: waiting for a slot or for
@@ -521,10 +518,9 @@ impl CodemodeServer {
         let max_output = self.served.max_output;
         let result = match outcome {
             Err(refused) => refused,
-            Ok(Ok(report)) => report_result(report, &sink, max_output),
-            // The report's `error` says the sandbox was lost; what ran until
+            // A lost run's report says so in its `error`; what ran until
             // then is worth more to the client than the message alone.
-            Ok(Err(Error::RunLost { report, .. })) => report_result(*report, &sink, max_output),
+            Ok(Ok(outcome)) => report_result(outcome.into_report(), &sink, max_output),
             Ok(Err(err)) => {
                 tracing::info!("execute_python: could not run: {err}");
                 text_result(format!("codemode could not run the code: {err}"), true)
@@ -548,7 +544,7 @@ impl CodemodeServer {
         options: &Options,
         sink: &OutputSink,
         context: &RequestContext<RoleServer>,
-    ) -> Result<Result<Report, Error>, CallToolResult> {
+    ) -> Result<Result<Outcome, RunError>, CallToolResult> {
         // Waiting ends with the caller's cancellation too.
         let _permit = tokio::select! {
             permit = self.served.slots.acquire() => match permit {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServeArgs;
 use crate::context::Context;
 use crate::error::Error;
-use crate::exec::{stop_signals, Options, Runner};
+use codemode_run::{signals, Options, Runner};
 
 pub use handler::CodemodeServer;
 
@@ -58,7 +58,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     // with a signal too, and its default action would end us without
     // stopping the servers.
     let stop = CancellationToken::new();
-    let stopped = stop_signals();
+    let stopped = signals::stop_signal();
     tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -69,7 +69,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
 
     let config = ctx.config()?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;
-    let mut options = Options::from_config(&config)?;
+    let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
     let max_timeout = args.max_timeout.max(options.limits.timeout);
     let max_output = args
@@ -86,7 +86,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     };
 
     let runner = tokio::select! {
-        runner = Runner::start(ctx, &config, specs.clone(), &options) => runner?,
+        runner = ctx.runner(&config, specs.clone(), &options) => runner?,
         // Picking the sandbox may wait on an engine or pull an image; nothing
         // has started yet, so there is nothing to shut down.
         _ = stop.cancelled() => return Ok(()),

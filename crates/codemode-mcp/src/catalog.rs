@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::registry::{McpError, Registry};
 use codemode_config::{ResolvedServer, ToolFilter};
 
+#[derive(Default)]
 pub struct Catalog {
     /// Sorted by server name; tools in the order the server listed them.
     pub servers: Vec<ServerTools>,

@@ -1,0 +1,17 @@
+//! One execution (docs/ARCHITECTURE.md, "The flow of one execution"): a
+//! fresh run directory with the script and its stubs, an ephemeral bridge on
+//! a Unix socket with a grant for this run only, and a sandbox to run the
+//! script in. `exec`, `serve` and `ask` all run code through a [`Runner`]
+//! and read the [`Outcome`].
+
+mod error;
+mod options;
+mod report;
+mod runner;
+pub mod signals;
+
+pub use error::RunError;
+pub use options::Options;
+pub use report::{Exit, Outcome, Report};
+pub use runner::Runner;
+pub use signals::{Signal, StopSignals};

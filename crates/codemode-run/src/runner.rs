@@ -1,0 +1,219 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use codemode_config::{ResolvedServer, SandboxConfig, ToolFilter};
+use codemode_mcp::bridge::{
+    Bridge, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits, UnixSocket,
+};
+use codemode_mcp::catalog::{self, Catalog, Watch};
+use codemode_mcp::{McpError, Registry};
+use codemode_sandbox::{
+    self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, SandboxError,
+};
+use codemode_text::human_bytes;
+
+use crate::{Options, Outcome, Report, RunError};
+
+/// What executions share: the MCP servers (started once, kept warm) and the
+/// sandbox backend. `exec` makes one for one run; `serve` keeps one for all.
+pub struct Runner {
+    registry: Arc<Registry>,
+    specs: Vec<ResolvedServer>,
+    backend: Backend,
+}
+
+impl Runner {
+    /// Picks the backend, checks that it can enforce `options`' limits and
+    /// prepares the registry; servers start when first used. Also returns
+    /// what the user should be told once: which sandbox and why, and what
+    /// it bounds otherwise than asked.
+    pub async fn start(
+        sandbox_config: &SandboxConfig,
+        specs: Vec<ResolvedServer>,
+        options: &Options,
+    ) -> Result<(Runner, Vec<String>), RunError> {
+        let (backend, note) = sandbox::select(
+            options.backend,
+            &sandbox_config.image,
+            sandbox_config.python.as_ref().map(PathBuf::from),
+        )
+        .await?;
+        let mut notes = vec![format!("sandbox: {note}")];
+        for note in backend.check(&options.limits)? {
+            notes.push(format!("note: {note}"));
+        }
+        let runner = Runner {
+            registry: Arc::new(Registry::new(specs.clone())),
+            specs,
+            backend,
+        };
+        Ok((runner, notes))
+    }
+
+    /// What a run narrowed to `allow` (`server.tool` patterns) may see and
+    /// call: its stubs and its grant are both cut by this one filter.
+    pub fn filter(&self, allow: &[String]) -> ToolFilter {
+        ToolFilter::new(&self.specs).narrowed(allow)
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn specs(&self) -> &[ResolvedServer] {
+        &self.specs
+    }
+
+    /// Every server's tools as `filter` lets a run see them, listed at once
+    /// (starting the servers); the servers that failed apart.
+    pub async fn catalog(
+        &self,
+        filter: &ToolFilter,
+        watch: &impl Watch,
+    ) -> (Catalog, Vec<McpError>) {
+        catalog::collect(&self.registry, &self.specs, filter, watch).await
+    }
+
+    /// Runs `source` once, start to finish, with its own workspace, socket
+    /// and grant, and cleans up after it whatever happens.
+    pub async fn run(
+        &self,
+        stubs: &str,
+        script_name: &str,
+        source: &str,
+        options: &Options,
+        sink: &OutputSink,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, RunError> {
+        let started = Instant::now();
+        let (finished, records) = self
+            .run_in_sandbox(stubs, script_name, source, options, sink, cancel)
+            .await?;
+        let (finished, lost) = match finished {
+            Ok(finished) => (finished, None),
+            // The output and calls so far are all the caller will ever get of
+            // this run, so they travel with the cause instead of being dropped.
+            Err(err @ SandboxError::Lost { .. }) => (Finished::default(), Some(err)),
+            Err(err) => return Err(err.into()),
+        };
+        let captured = sink.captured();
+        let error = if let Some(lost) = &lost {
+            Some(lost.to_string())
+        } else if finished.timed_out {
+            Some(format!(
+                "timed out after {}",
+                humantime::format_duration(options.limits.timeout)
+            ))
+        } else if finished.output_flooded {
+            Some("stopped: the script kept writing output far past the cap".into())
+        } else if finished.oom_killed {
+            Some(match options.limits.memory_bytes {
+                Some(bytes) => format!("killed: over the memory limit of {}", human_bytes(bytes)),
+                None => "killed: out of memory".into(),
+            })
+        } else if finished.cancelled {
+            Some("cancelled".into())
+        } else {
+            finished.signal.map(|sig| format!("killed by signal {sig}"))
+        };
+        // As shells report a process a signal ended.
+        let exit_code = finished.exit_code.or(finished.signal.map(|sig| 128 + sig));
+        let report = Report {
+            success: exit_code == Some(0) && error.is_none(),
+            exit_code,
+            stdout: captured.stdout,
+            stderr: captured.stderr,
+            timed_out: finished.timed_out,
+            truncated: captured.truncated,
+            stdout_dropped_bytes: captured.stdout_dropped,
+            stderr_dropped_bytes: captured.stderr_dropped,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            sandbox: self.backend.name().to_string(),
+            tool_calls: records.kept,
+            tool_calls_dropped: records.dropped,
+            error,
+        };
+        Ok(match lost {
+            None => Outcome::Done(report),
+            Some(cause) => Outcome::Lost { report, cause },
+        })
+    }
+
+    async fn run_in_sandbox(
+        &self,
+        stubs: &str,
+        script_name: &str,
+        source: &str,
+        options: &Options,
+        sink: &OutputSink,
+        cancel: CancellationToken,
+    ) -> Result<(Result<Finished, SandboxError>, Records), RunError> {
+        let user = self.backend.run_user()?;
+        // Named, since a full or read-only TMPDIR is the user's to fix.
+        let dirs = RunDir::create(user.user()).map_err(RunError::io(format!(
+            "creating the run's directory in {}",
+            std::env::temp_dir().display()
+        )))?;
+        for (name, text) in [(script_name, source), ("mcp_tools.py", stubs)] {
+            dirs.write(name, text).map_err(RunError::io(format!(
+                "writing {}",
+                dirs.inputs().join(name).display()
+            )))?;
+        }
+
+        let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
+        let grant = bridge
+            .grant(GrantSpec::new(self.filter(&options.allow)))
+            .map_err(|err| RunError::Token(err.to_string()))?;
+        let socket_path = dirs.bridge().join(sandbox::BRIDGE_SOCKET_NAME);
+        // The run's user alone may connect: the token is the second lock.
+        let socket = UnixSocket::bind(&socket_path, 0o600)
+            .and_then(|socket| dirs.give(&socket_path).map(|()| socket))
+            .map_err(RunError::io(format!("binding {}", socket_path.display())))?;
+
+        let mut env = options.env.clone();
+        env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());
+        let spec = RunSpec {
+            inputs: dirs.inputs().to_path_buf(),
+            script: script_name.to_string(),
+            args: options.args.clone(),
+            env,
+            bridge_dir: dirs.bridge().to_path_buf(),
+            host_user: user.user(),
+            limits: options.limits.clone(),
+        };
+
+        let stop_bridge = CancellationToken::new();
+        let serving = {
+            let bridge = bridge.clone();
+            let stop = stop_bridge.clone();
+            tokio::spawn(async move {
+                let limits = ConnectionLimits {
+                    shutdown_grace: Duration::from_secs(2),
+                    ..ConnectionLimits::default()
+                };
+                bridge
+                    .serve(vec![Listener::Unix(socket)], limits, stop.cancelled_owned())
+                    .await;
+            })
+        };
+        let finished = self.backend.run(&spec, sink, cancel).await;
+        stop_bridge.cancel();
+        let _ = serving.await;
+        let records = grant.records();
+        drop(grant);
+        let removed = dirs.remove();
+        // Only now that no file of the run is left may another run get its uid.
+        drop(user);
+        removed.map_err(RunError::io("cleaning up after the run"))?;
+        Ok((finished, records))
+    }
+
+    /// Stops every MCP server the runs used.
+    pub async fn shutdown(&self) {
+        self.registry.shutdown().await;
+    }
+}
