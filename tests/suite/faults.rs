@@ -4,7 +4,7 @@
 //! `bridge` and `serve`; and hostile `/rpc` bodies. For each: the right error
 //! kind, fast; other servers unaffected; nothing left behind.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //!
 //! Tests that execute code use the native sandbox.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

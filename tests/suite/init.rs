@@ -2,7 +2,7 @@
 //! MCP client configs under a throwaway home, writes a config that works,
 //! keeps secrets out of it, and never prompts.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `codemode bridge` end to end: the wire contract, every error kind, auth on TCP
 //! and on the Unix socket, restarts, concurrency, limits, and a clean stop.
 
-mod common;
+use crate::common;
 
 use common::{examples_config, http, run_python, BridgeProcess, Workdir};
 use serde_json::{json, Value};

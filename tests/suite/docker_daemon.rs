@@ -1,7 +1,7 @@
 //! The Docker engine going away under `codemode exec --sandbox docker`: the
 //! daemon stopped (SIGTERM), crashing (SIGKILL) or frozen (SIGSTOP) mid-run,
 //! the stale socket a crash leaves, and a socket that takes connections but
-//! never answers. (A socket path with nothing there is `tests/exec.rs`'s
+//! never answers. (A socket path with nothing there is `suite/exec.rs`'s
 //! `an_unavailable_backend_refuses_to_run_and_exits_125`.)
 //!
 //! Stopping a daemon must not disturb the shared one other tests use at the
@@ -14,7 +14,7 @@
 //! These tests need root and dockerd; without them they are skipped, except
 //! under `CI`, where that is a failure.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! prompt, the model, the key's header, the feedback) and what it does with
 //! the replies.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -7,7 +7,7 @@
 //! running as root (CI is); the rest run as whoever runs the suite, and, as
 //! root, as a normal user too.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
