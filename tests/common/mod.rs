@@ -720,7 +720,7 @@ impl Drop for StdioMcp {
     }
 }
 
-// Fault tests (suite/faults.rs): processes, files and memory counted before
+// Fault tests (suite/faults/): processes, files and memory counted before
 // and after.
 
 impl BridgeProcess {
