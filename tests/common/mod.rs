@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod private_dockerd;
 pub mod users;
 
 pub fn repo() -> PathBuf {
