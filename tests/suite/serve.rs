@@ -682,6 +682,90 @@ fn an_address_reachable_from_other_machines_needs_a_token() {
 }
 
 // ---------------------------------------------------------------------------
+// `--json`: one line on stdout saying where serve listens, over HTTP only.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn with_json_serve_over_http_prints_one_listening_line_on_stdout_and_nothing_more() {
+    let mut server = ServeProcess::start(&serve_config(), &[], &[]);
+    let (status, text) = raw_post(&server.addr(), &[], &initialize());
+    assert_eq!(status, 200, "{text}");
+    common::send_signal(server.child.id(), "TERM");
+    let status = common::wait_with_timeout(&mut server.child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+    assert_eq!(
+        server.stdout_at_exit(),
+        "",
+        "stdout after the listening line"
+    );
+}
+
+#[test]
+fn the_listening_line_has_the_event_and_the_url() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let mut fields: Vec<&str> = server
+        .listening
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["event", "url"], "{}", server.listening);
+    assert_eq!(server.listening["event"], "listening");
+}
+
+#[test]
+fn the_listening_line_gives_the_url_clients_connect_to() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let port = server
+        .url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix("/mcp"))
+        .and_then(|port| port.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("not http://127.0.0.1:PORT/mcp: {}", server.url));
+    assert_ne!(port, 0, "the bound port, not the one asked for");
+    let (status, text) = raw_post(&server.addr(), &[], &initialize());
+    assert_eq!(status, 200, "{text}");
+    assert!(answer_message(&text)["result"].is_object(), "{text}");
+}
+
+#[test]
+fn with_json_the_human_line_stays_on_stderr() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let said = format!(
+        "codemode serve on {} (2 servers behind it, starting)",
+        server.url
+    );
+    // Written before the listening line, and read from its own pipe.
+    let said_it = || server.stderr().lines().any(|line| line == said);
+    let waiting = std::time::Instant::now();
+    while !said_it() && waiting.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(said_it(), "{}", server.stderr());
+}
+
+#[test]
+fn json_without_http_is_a_usage_error_and_prints_nothing() {
+    let work = Workdir::with_config(&serve_config());
+    let output = work
+        .codemode()
+        .args(["serve", "--json"])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+    assert_eq!(
+        stderr.trim(),
+        "codemode: error: --json needs --http: it prints the address serve listens on, \
+         and over stdio stdout carries the MCP messages and nothing else"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // JSON-RPC errors on the wire.
 // ---------------------------------------------------------------------------
 
