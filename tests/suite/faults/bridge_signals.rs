@@ -45,12 +45,12 @@ fn bridge_stopped_with_a_call_in_flight(signal: &str) {
 }
 
 #[test]
-fn sigint_stops_the_bridge_its_servers_and_its_socket() {
+fn sigint_with_a_call_in_flight_stops_the_bridge_its_servers_and_its_socket() {
     bridge_stopped_with_a_call_in_flight("INT");
 }
 
 #[test]
-fn sigterm_stops_the_bridge_with_a_call_hanging_in_a_tool() {
+fn sigterm_with_a_call_in_flight_stops_the_bridge_its_servers_and_its_socket() {
     bridge_stopped_with_a_call_in_flight("TERM");
 }
 
