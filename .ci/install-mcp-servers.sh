@@ -31,7 +31,7 @@ PY_PKGS=(
 NPM_PKGS=(
   "@modelcontextprotocol/server-everything@^2026.8.31"
   "@modelcontextprotocol/server-filesystem@^2026.8.31"
-  # What tests/conformance.rs runs against `codemode serve`, pinned so that a
+  # What tests/suite/conformance.rs runs against `codemode serve`, pinned so that a
   # new release cannot change its verdicts unseen. The suite uses fs.globSync
   # and the Inspector wants Node >= 22.19, so they run on this Node (an x86-64
   # Linux build packaged on npm), not on the system's.

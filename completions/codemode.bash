@@ -163,7 +163,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__bridge)
-            opts="-v -q -h -V --listen --socket --token-file --server --allow --rate --max-concurrent --warm --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --listen --socket --token-file --server --allow --rate --max-concurrent --warm --json --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -545,7 +545,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__serve)
-            opts="-v -q -h -V --http --allow-host --allow-origin --server --allow --sandbox --timeout --max-timeout --max-concurrent --max-output --index-budget --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --http --allow-host --allow-origin --json --server --allow --sandbox --timeout --max-timeout --max-concurrent --max-output --index-budget --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

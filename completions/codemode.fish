@@ -62,6 +62,7 @@ complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l max-concurr
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l warm -d 'Start every server now instead of on its first call'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l json -d 'Once listening, print one JSON line on stdout: its addresses, servers and token file'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s h -l help -d 'Print help'
@@ -121,6 +122,7 @@ complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-output -
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l index-budget -d 'Tokens execute_python\'s description, with its index of callable tools, may take' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l json -d 'With --http: once listening, print one JSON line on stdout with the URL'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s h -l help -d 'Print help'

@@ -290,6 +290,10 @@ pub struct BridgeArgs {
     /// Start every server now instead of on its first call
     #[arg(long)]
     pub warm: bool,
+
+    /// Once listening, print one JSON line on stdout: its addresses, servers and token file
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +328,10 @@ pub struct ServeArgs {
     /// With --http: a browser Origin allowed to call (repeatable; others are refused)
     #[arg(long = "allow-origin", value_name = "ORIGIN", requires = "http")]
     pub allow_origins: Vec<String>,
+
+    /// With --http: once listening, print one JSON line on stdout with the URL
+    #[arg(long)]
+    pub json: bool,
 
     /// Only these servers (repeatable)
     #[arg(long = "server", value_name = "NAME")]

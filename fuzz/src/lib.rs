@@ -1,7 +1,7 @@
 //! What each fuzz target checks, as plain functions of the input bytes.
 //!
 //! The libFuzzer targets in `fuzz_targets/` are one line each around these, and
-//! `tests/fuzz_regressions.rs` in the main package replays the kept corpus and
+//! `tests/suite/fuzz_regressions.rs` in the main package replays the kept corpus and
 //! every crash input through the same functions on stable Rust, so a bug found
 //! once stays found. A check panics when the property it guards is broken.
 

@@ -148,14 +148,30 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
         }
     }
 
+    let servers: Vec<&str> = registry.names().collect();
     ctx.say(&format!(
         "codemode bridge on {} (servers: {}){}",
         addresses.join(" and "),
-        registry.names().collect::<Vec<_>>().join(", "),
+        servers.join(", "),
         token_file
+            .as_ref()
             .map(|p| format!("; token in {}", p.display()))
             .unwrap_or_else(|| "; token from CODEMODE_BRIDGE_TOKEN".into())
     ));
+    if args.json {
+        // For supervisors and tests: where to connect, without parsing the
+        // sentence above. Bound already, so connections are taken from now.
+        let line = serde_json::json!({
+            "event": "listening",
+            "addresses": addresses,
+            "servers": servers,
+            "token_file": token_file.map(|p| p.display().to_string()),
+        });
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .map_err(Error::io("writing the listening line to stdout"))?;
+    }
     // The only bridge in the process, shared by every sandbox pointed at it:
     // its share is the whole process's.
     let limits = ConnectionLimits::default();

@@ -53,6 +53,13 @@ pub struct Served {
 }
 
 pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
+    if args.json && args.http.is_none() {
+        return Err(Error::Usage(
+            "--json needs --http: it prints the address serve listens on, and over stdio \
+             stdout carries the MCP messages and nothing else"
+                .into(),
+        ));
+    }
     // Watched from the very start, not only once serving: a client that gives
     // up while the sandbox is picked or before it sends `initialize` stops us
     // with a signal too, and its default action would end us without
@@ -182,6 +189,8 @@ struct HttpPlan {
     allowed_hosts: Option<Vec<String>>,
     allowed_origins: Vec<String>,
     token: Option<String>,
+    /// `--json`: say on stdout, as one JSON line, once it is listening.
+    json: bool,
 }
 
 impl HttpPlan {
@@ -205,6 +214,7 @@ impl HttpPlan {
             allowed_hosts: allowed_hosts(local, &args.allow_hosts),
             allowed_origins: allowed_origins(local, &args.allow_origins),
             token,
+            json: args.json,
         })
     }
 
@@ -253,9 +263,9 @@ impl HttpPlan {
                 require_token,
             ));
         }
+        let url = format!("http://{}{HTTP_PATH}", self.local);
         ctx.say(&format!(
-            "codemode serve on http://{}{HTTP_PATH} ({} behind it, starting{})",
-            self.local,
+            "codemode serve on {url} ({} behind it, starting{})",
             codemode_text::plural(served.runner.registry().names().count(), "server"),
             if self.token.is_some() {
                 format!("; clients send the {TOKEN_ENV} token")
@@ -263,6 +273,15 @@ impl HttpPlan {
                 String::new()
             }
         ));
+        if self.json {
+            // Only over HTTP: on stdio, stdout is the MCP stream.
+            use std::io::Write;
+            let line = serde_json::json!({"event": "listening", "url": url});
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .map_err(Error::io("writing the listening line to stdout"))?;
+        }
         let serving = axum::serve(self.listener, router);
         tokio::select! {
             result = serving => result.map_err(Error::io("serving HTTP"))?,

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+mod listening;
+pub mod private_dockerd;
 pub mod users;
+
+pub use listening::{wait_until_listening, BridgeProcess, ServeProcess};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -135,96 +139,6 @@ pub fn stdout_of(output: &std::process::Output) -> String {
 
 pub fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A `codemode bridge` running for one test, on a loopback port and a Unix
-/// socket, with a known token. Stopped (SIGTERM) when dropped.
-pub struct BridgeProcess {
-    pub child: std::process::Child,
-    pub work: Workdir,
-    pub token: String,
-    pub tcp: String,
-    pub socket: PathBuf,
-    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl BridgeProcess {
-    pub fn start(config: &str, extra_args: &[&str]) -> BridgeProcess {
-        use std::io::BufRead;
-        let work = Workdir::with_config(config);
-        let socket = work.path().join("bridge.sock");
-        let token = "test-token-0123456789abcdef".to_string();
-        let mut child = Command::new(codemode_bin())
-            .current_dir(work.path())
-            .env("CODEMODE_BRIDGE_TOKEN", &token)
-            .env_remove("CODEMODE_LOG")
-            .arg("--config")
-            .arg(work.config())
-            .args(["bridge", "--listen", "127.0.0.1:0", "--socket"])
-            .arg(&socket)
-            .args(extra_args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("codemode bridge starts");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::io::BufReader::new(child.stderr.take().unwrap());
-        let sink = std::sync::Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("codemode bridge on http://") {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                }
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let tcp = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the bridge did not start: {}", stderr.lock().unwrap()));
-        BridgeProcess {
-            child,
-            work,
-            token,
-            tcp,
-            socket,
-            stderr,
-        }
-    }
-
-    pub fn url_tcp(&self) -> String {
-        format!("http://{}", self.tcp)
-    }
-
-    pub fn url_unix(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        wait_with_timeout(&mut self.child, std::time::Duration::from_secs(20))
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for BridgeProcess {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 pub fn wait_with_timeout(
@@ -510,84 +424,6 @@ pub fn serve_config() -> String {
     format!("{}\n[sandbox]\nbackend = \"native\"\n", examples_config())
 }
 
-/// A `codemode serve --http 127.0.0.1:0` running for one test. Stopped when
-/// dropped.
-pub struct ServeProcess {
-    pub child: std::process::Child,
-    pub work: Workdir,
-    /// `http://127.0.0.1:PORT/mcp`
-    pub url: String,
-    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl ServeProcess {
-    pub fn start(config: &str, extra_args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
-        use std::io::BufRead;
-        let work = Workdir::with_config(config);
-        let mut command = Command::new(codemode_bin());
-        command
-            .current_dir(work.path())
-            .env_remove("CODEMODE_LOG")
-            .env_remove("CODEMODE_SERVE_TOKEN")
-            .arg("--config")
-            .arg(work.config())
-            .args(["serve", "--http", "127.0.0.1:0"])
-            .args(extra_args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("codemode serve starts");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::io::BufReader::new(child.stderr.take().unwrap());
-        let sink = std::sync::Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("codemode serve on ") {
-                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(url);
-                }
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("codemode serve did not start: {}", stderr.lock().unwrap()));
-        ServeProcess {
-            child,
-            work,
-            url,
-            stderr,
-        }
-    }
-
-    /// `127.0.0.1:PORT`
-    pub fn addr(&self) -> String {
-        self.url
-            .trim_start_matches("http://")
-            .trim_end_matches("/mcp")
-            .to_string()
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// A stdio MCP session spoken line by line, for tests that check the wire
 /// itself (and count its tokens) rather than a client library's view.
 pub struct StdioMcp {
@@ -720,71 +556,8 @@ impl Drop for StdioMcp {
     }
 }
 
-// Fault tests (tests/faults.rs): processes, files and memory counted before
+// Fault tests (suite/faults/): processes, files and memory counted before
 // and after.
-
-impl BridgeProcess {
-    /// Like `start`, with extra environment (for example a private `TMPDIR`).
-    pub fn start_with_env(
-        config: &str,
-        extra_args: &[&str],
-        env: &[(&str, &std::ffi::OsStr)],
-    ) -> BridgeProcess {
-        use std::io::BufRead;
-        let work = Workdir::with_config(config);
-        let socket = work.path().join("bridge.sock");
-        let token = "test-token-0123456789abcdef".to_string();
-        let mut command = Command::new(codemode_bin());
-        command
-            .current_dir(work.path())
-            .env("CODEMODE_BRIDGE_TOKEN", &token)
-            .env_remove("CODEMODE_LOG")
-            .arg("--config")
-            .arg(work.config())
-            .args(["bridge", "--listen", "127.0.0.1:0", "--socket"])
-            .arg(&socket)
-            .args(extra_args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("codemode bridge starts");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::io::BufReader::new(child.stderr.take().unwrap());
-        let sink = std::sync::Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("codemode bridge on http://") {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                }
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let tcp = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the bridge did not start: {}", stderr.lock().unwrap()));
-        BridgeProcess {
-            child,
-            work,
-            token,
-            tcp,
-            socket,
-            stderr,
-        }
-    }
-
-    /// Sends `signal` (a `kill` name such as `INT`) and waits for the exit.
-    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
-        send_signal(self.child.id(), signal);
-        wait_with_timeout(&mut self.child, std::time::Duration::from_secs(20))
-    }
-}
 
 pub fn send_signal(pid: u32, signal: &str) {
     let status = Command::new("kill")

@@ -4,7 +4,7 @@
 //! prompt, the model, the key's header, the feedback) and what it does with
 //! the replies.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -494,7 +494,7 @@ fn a_missing_api_key_for_a_remote_server_is_a_usage_error_and_sends_nothing() {
 }
 
 #[test]
-fn an_unknown_provider_or_model_is_a_usage_error() {
+fn an_unknown_provider_is_a_usage_error() {
     let work = Workdir::with_config(&exec_config());
     let output = work
         .codemode()
@@ -504,7 +504,11 @@ fn an_unknown_provider_or_model_is_a_usage_error() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
     assert!(stderr_of(&output).contains("unknown LLM provider `mistral`"));
+}
 
+#[test]
+fn a_model_the_provider_does_not_have_is_a_usage_error() {
+    let work = Workdir::with_config(&exec_config());
     let server = Scripted::start(vec![Reply {
         status: 404,
         headers: vec![],
@@ -598,19 +602,25 @@ fn dry_run_prints_the_first_script_and_runs_nothing() {
 }
 
 #[test]
-fn confirm_without_a_terminal_refuses_unless_yes() {
+fn confirm_without_a_terminal_refuses_naming_yes_and_asks_the_model_nothing() {
     let work = Workdir::with_config(&exec_config());
     let server = Scripted::start(vec![openai(&code(FETCH)), openai(&answer("Yes."))]);
     let output = ask(&work, &server, &["--confirm"]);
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
     assert!(stderr_of(&output).contains("--yes"));
     assert!(server.requests().is_empty());
+}
+
+#[test]
+fn confirm_with_yes_runs_without_a_terminal() {
+    let work = Workdir::with_config(&exec_config());
+    let server = Scripted::start(vec![openai(&code(FETCH)), openai(&answer("Yes."))]);
     let output = ask(&work, &server, &["--confirm", "--yes"]);
     assert_eq!(output.status.code(), Some(0), "{}", show(&output));
 }
 
 #[test]
-fn the_json_trace_has_every_step_and_the_key_appears_nowhere() {
+fn the_json_trace_has_every_step_and_is_saved_whole() {
     let work = Workdir::with_config(&exec_config());
     let server = Scripted::start(vec![
         openai(&code(FETCH)),
@@ -618,9 +628,6 @@ fn the_json_trace_has_every_step_and_the_key_appears_nowhere() {
     ]);
     let saved = work.path().join("traces").join("run.json");
     std::fs::create_dir(saved.parent().unwrap()).unwrap();
-    // The key also in a variable the script could look for: it must not be there.
-    let leak = "import os\nimport mcp_tools\nprint('ENV', sorted(os.environ.items()))";
-    let server_leak = Scripted::start(vec![openai(&code(leak)), openai(&answer("ok"))]);
     let output = ask(
         &work,
         &server,
@@ -652,7 +659,27 @@ fn the_json_trace_has_every_step_and_the_key_appears_nowhere() {
         1,
         "no temporary file is left"
     );
+}
 
+#[test]
+fn the_api_key_reaches_no_output_no_trace_no_script_and_no_feedback() {
+    let work = Workdir::with_config(&exec_config());
+    let server = Scripted::start(vec![
+        openai(&code(FETCH)),
+        openai(&answer("Three stories.")),
+    ]);
+    let saved = work.path().join("traces").join("run.json");
+    std::fs::create_dir(saved.parent().unwrap()).unwrap();
+    // The key also in a variable the script could look for: it must not be there.
+    let leak = "import os\nimport mcp_tools\nprint('ENV', sorted(os.environ.items()))";
+    let server_leak = Scripted::start(vec![openai(&code(leak)), openai(&answer("ok"))]);
+    let output = ask(
+        &work,
+        &server,
+        &["--json", "--save-trace", saved.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let first_trace = std::fs::read_to_string(&saved).unwrap();
     let leaked = ask(
         &work,
         &server_leak,
@@ -662,6 +689,7 @@ fn the_json_trace_has_every_step_and_the_key_appears_nowhere() {
     for text in [
         stdout_of(&output),
         stderr_of(&output),
+        first_trace,
         stdout_of(&leaked),
         stderr_of(&leaked),
         std::fs::read_to_string(&saved).unwrap(),

@@ -3,7 +3,7 @@
 //! and the Inspector's CLI, each run on the Node 22 that
 //! `.ci/install-mcp-servers.sh` installs into the tools dir.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

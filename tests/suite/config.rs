@@ -1,6 +1,6 @@
 //! Finding and reading the config, and what a user sees when it is wrong.
 
-mod common;
+use crate::common;
 
 use common::{codemode, example_bin, stderr_of, stdout_of, ServeProcess, Workdir};
 use predicates::prelude::*;

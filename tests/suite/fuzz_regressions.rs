@@ -3,7 +3,7 @@
 //! once broke a check, in `fuzz/regressions/TARGET/`. A bug found by fuzzing
 //! stays found without a fuzzing toolchain.
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod checks;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -6,7 +6,7 @@
 //! normal user too. Each leftover check looks for its own script's
 //! processes by name, so catalogues may run side by side.
 
-mod common;
+use crate::common;
 
 use std::net::{TcpListener, UdpSocket};
 use std::process::Command;
@@ -282,7 +282,7 @@ fn leftovers(script_marker: &str) -> String {
 
 /// Runs every case with codemode started by the suite, or by `user`: a
 /// normal user, whose runs get the default limits (a memory limit a normal
-/// user sets is refused where no cgroup is theirs; `tests/users.rs` covers
+/// user sets is refused where no cgroup is theirs; `suite/users.rs` covers
 /// that).
 fn run_catalogue(backend: &str, user: Option<&User>) {
     let work = match user {

@@ -1,7 +1,7 @@
 //! `codemode bridge` end to end: the wire contract, every error kind, auth on TCP
 //! and on the Unix socket, restarts, concurrency, limits, and a clean stop.
 
-mod common;
+use crate::common;
 
 use common::{examples_config, http, run_python, BridgeProcess, Workdir};
 use serde_json::{json, Value};
@@ -607,6 +607,151 @@ fn a_random_token_is_written_to_the_token_file_for_its_owner_only() {
     assert_eq!(token.len(), 67, "cm_ and 64 hex digits: {token}");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+// `--json`: one line on stdout saying where the bridge listens.
+
+/// The names of a JSON object's fields, sorted.
+fn fields(object: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = object
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {object}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn with_json_the_bridge_prints_one_listening_line_on_stdout_and_nothing_more() {
+    let mut bridge = BridgeProcess::start(&examples_config(), &[]);
+    let (status, body) = call(&bridge, "news", "get_article", json!({"id": "tech-001"}));
+    assert_eq!(status, 200, "{body}");
+    let status = bridge.stop();
+    assert!(status.success(), "{status:?}\n{}", bridge.stderr());
+    assert_eq!(
+        bridge.stdout_at_exit(),
+        "",
+        "stdout after the listening line"
+    );
+}
+
+#[test]
+fn the_listening_line_has_the_event_addresses_servers_and_token_file() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    assert_eq!(
+        fields(&bridge.listening),
+        ["addresses", "event", "servers", "token_file"],
+        "{}",
+        bridge.listening
+    );
+    assert_eq!(bridge.listening["event"], "listening");
+}
+
+#[test]
+fn the_listening_line_names_every_address_and_each_one_answers() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    assert_eq!(
+        bridge.listening["addresses"],
+        json!([bridge.url_tcp(), bridge.url_unix()]),
+        "{}",
+        bridge.listening
+    );
+    assert!(
+        !bridge.tcp.ends_with(":0"),
+        "the bound port, not the one asked for: {}",
+        bridge.tcp
+    );
+    for address in [bridge.url_tcp(), bridge.url_unix()] {
+        let (status, body) = http(&address, "GET", "/health", None, b"");
+        assert_eq!(status, 200, "{address}: {body}");
+    }
+}
+
+#[test]
+fn the_listening_line_names_the_servers() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    assert_eq!(
+        bridge.listening["servers"],
+        json!(["news", "summarizer"]),
+        "{}",
+        bridge.listening
+    );
+}
+
+#[test]
+fn the_listening_line_names_the_token_file_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("bridge.token");
+    let bridge = BridgeProcess::start(
+        &examples_config(),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
+    assert_eq!(
+        bridge.listening["token_file"],
+        token_file.to_str().unwrap(),
+        "{}",
+        bridge.listening
+    );
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), bridge.token);
+}
+
+#[test]
+fn a_token_from_the_environment_has_no_token_file_in_the_listening_line() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    assert_eq!(
+        bridge.listening["token_file"],
+        Value::Null,
+        "{}",
+        bridge.listening
+    );
+}
+
+#[test]
+fn a_random_token_is_in_the_file_the_listening_line_names() {
+    let work = Workdir::with_config(&examples_config());
+    let runtime = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::codemode_bin())
+        .arg("--config")
+        .arg(work.config())
+        .args(["bridge", "--json", "--listen", "127.0.0.1:0"])
+        .env_remove("CODEMODE_BRIDGE_TOKEN")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let listening = common::wait_until_listening(&mut child, std::time::Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let token_file = listening.line["token_file"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token file: {}", listening.line));
+    assert!(
+        std::path::Path::new(token_file).starts_with(runtime.path()),
+        "{token_file} is not in the runtime directory"
+    );
+    let token = std::fs::read_to_string(token_file).unwrap();
+    assert_eq!(token.len(), 67, "cm_ and 64 hex digits: {token}");
+}
+
+#[test]
+fn with_json_the_human_line_stays_on_stderr() {
+    let bridge = BridgeProcess::start(&examples_config(), &[]);
+    let said = format!(
+        "codemode bridge on {} and {} (servers: news, summarizer); token from CODEMODE_BRIDGE_TOKEN",
+        bridge.url_tcp(),
+        bridge.url_unix()
+    );
+    // Written before the listening line, and read from its own pipe.
+    let said_it = || bridge.stderr().lines().any(|line| line == said);
+    let waiting = std::time::Instant::now();
+    while !said_it() && waiting.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(said_it(), "{}", bridge.stderr());
 }
 
 // The Python side: the generated module against the running bridge.

@@ -5,7 +5,7 @@
 //!
 //! Tests that execute code use the native sandbox.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -56,11 +56,12 @@ fn serve_stdio(work: &Workdir, args: &[&str]) -> StdioMcp {
 // Discovery: no code runs.
 // ---------------------------------------------------------------------------
 
-#[test]
-fn a_python_client_lists_three_tools_and_the_index_names_every_example_tool() {
-    let Some(python) = mcp_python() else { return };
+/// What a Python client finds in `tools/list` over stdio: each tool's
+/// description and schemas, by name.
+fn listed_tools() -> Option<Value> {
+    let python = mcp_python()?;
     let work = Workdir::with_config(&serve_config());
-    let result = python_client(
+    Some(python_client(
         &python,
         &stdio_target(&work, &[]),
         r#"
@@ -70,7 +71,12 @@ async def main():
         done({t.name: {"description": t.description, "output": t.output_schema, "input": t.input_schema} for t in tools})
 "#,
         &[],
-    );
+    ))
+}
+
+#[test]
+fn a_python_client_lists_three_tools() {
+    let Some(result) = listed_tools() else { return };
     let names: Vec<&str> = result
         .as_object()
         .unwrap()
@@ -78,6 +84,11 @@ async def main():
         .map(String::as_str)
         .collect();
     assert_eq!(names, ["execute_python", "get_api", "search_tools"]);
+}
+
+#[test]
+fn the_execute_python_description_indexes_every_example_tool_without_a_schema() {
+    let Some(result) = listed_tools() else { return };
     let index = result["execute_python"]["description"].as_str().unwrap();
     for tool in [
         "news.fetch_latest: Fetch the most recent news articles",
@@ -91,6 +102,11 @@ async def main():
     assert!(index.contains("from mcp_tools import news"), "{index}");
     // Never a schema in the description.
     assert!(!index.contains("\"type\""), "{index}");
+}
+
+#[test]
+fn execute_python_takes_code_and_gives_the_report_as_structured_output() {
+    let Some(result) = listed_tools() else { return };
     let output = &result["execute_python"]["output"];
     for field in [
         "success",
@@ -112,7 +128,7 @@ async def main():
 }
 
 #[test]
-fn search_tools_and_get_api_answer_as_python() {
+fn search_tools_answers_as_python_signatures_at_each_detail() {
     let Some(python) = mcp_python() else { return };
     let work = Workdir::with_config(&serve_config());
     let result = python_client(
@@ -128,10 +144,6 @@ async def main():
         out["full"] = text(r)
         r = await c.call_tool("search_tools", {"query": "news", "detail": "name", "limit": 2})
         out["names"] = text(r)
-        r = await c.call_tool("get_api", {"server": "news"})
-        out["api"], out["api_error"] = text(r), r.is_error
-        r = await c.call_tool("get_api", {"server": "weather"})
-        out["missing"], out["missing_error"] = text(r), r.is_error
         done(out)
 "#,
         &[],
@@ -148,6 +160,23 @@ async def main():
         names.lines().nth(2).unwrap().contains("1 more match"),
         "{names}"
     );
+}
+
+#[test]
+fn get_api_answers_with_one_servers_python_api() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        r = await c.call_tool("get_api", {"server": "news"})
+        done({"api": text(r), "api_error": r.is_error})
+"#,
+        &[],
+    );
     let api = result["api"].as_str().unwrap();
     assert_eq!(result["api_error"], false);
     assert!(api.contains("`from mcp_tools import news`"), "{api}");
@@ -156,6 +185,23 @@ async def main():
     }
     assert!(api.contains("class FetchLatestResult(TypedDict)"), "{api}");
     assert!(!api.contains("summarize"), "{api}");
+}
+
+#[test]
+fn get_api_of_an_unknown_server_is_an_error_naming_the_servers() {
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&serve_config());
+    let result = python_client(
+        &python,
+        &stdio_target(&work, &[]),
+        r#"
+async def main():
+    async with client() as c:
+        r = await c.call_tool("get_api", {"server": "weather"})
+        done({"missing": text(r), "missing_error": r.is_error})
+"#,
+        &[],
+    );
     assert_eq!(result["missing_error"], true);
     assert!(result["missing"]
         .as_str()
@@ -627,7 +673,7 @@ fn with_a_token_http_clients_must_present_it() {
 }
 
 #[test]
-fn foreign_hosts_and_browser_origins_are_refused() {
+fn a_foreign_host_is_refused() {
     let server = ServeProcess::start(&serve_config(), &[], &[]);
     let addr = server.addr();
     let (status, text) = raw_post(&addr, &[("Host", "attacker.example")], &initialize());
@@ -635,6 +681,14 @@ fn foreign_hosts_and_browser_origins_are_refused() {
         (400..500).contains(&status),
         "a rebinding Host must be refused: {text}"
     );
+    let (status, text) = raw_post(&addr, &[], &initialize());
+    assert_eq!(status, 200, "{text}");
+}
+
+#[test]
+fn a_foreign_browser_origin_is_refused() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let addr = server.addr();
     let (status, text) = raw_post(
         &addr,
         &[("Origin", "https://attacker.example")],
@@ -649,21 +703,24 @@ fn foreign_hosts_and_browser_origins_are_refused() {
 }
 
 #[test]
-fn named_hosts_and_origins_are_let_in() {
+fn a_host_named_with_allow_host_is_let_in() {
+    let server = ServeProcess::start(&serve_config(), &["--allow-host", "codemode.lan"], &[]);
+    let (status, text) = raw_post(&server.addr(), &[("Host", "codemode.lan")], &initialize());
+    assert_eq!(status, 200, "{text}");
+}
+
+#[test]
+fn an_origin_named_with_allow_origin_is_let_in() {
     let server = ServeProcess::start(
         &serve_config(),
-        &[
-            "--allow-host",
-            "codemode.lan",
-            "--allow-origin",
-            "http://localhost:6274",
-        ],
+        &["--allow-origin", "http://localhost:6274"],
         &[],
     );
-    let addr = server.addr();
-    let (status, text) = raw_post(&addr, &[("Host", "codemode.lan")], &initialize());
-    assert_eq!(status, 200, "{text}");
-    let (status, text) = raw_post(&addr, &[("Origin", "http://localhost:6274")], &initialize());
+    let (status, text) = raw_post(
+        &server.addr(),
+        &[("Origin", "http://localhost:6274")],
+        &initialize(),
+    );
     assert_eq!(status, 200, "{text}");
 }
 
@@ -679,6 +736,90 @@ fn an_address_reachable_from_other_machines_needs_a_token() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("CODEMODE_SERVE_TOKEN"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// `--json`: one line on stdout saying where serve listens, over HTTP only.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn with_json_serve_over_http_prints_one_listening_line_on_stdout_and_nothing_more() {
+    let mut server = ServeProcess::start(&serve_config(), &[], &[]);
+    let (status, text) = raw_post(&server.addr(), &[], &initialize());
+    assert_eq!(status, 200, "{text}");
+    common::send_signal(server.child.id(), "TERM");
+    let status = common::wait_with_timeout(&mut server.child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+    assert_eq!(
+        server.stdout_at_exit(),
+        "",
+        "stdout after the listening line"
+    );
+}
+
+#[test]
+fn the_listening_line_has_the_event_and_the_url() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let mut fields: Vec<&str> = server
+        .listening
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["event", "url"], "{}", server.listening);
+    assert_eq!(server.listening["event"], "listening");
+}
+
+#[test]
+fn the_listening_line_gives_the_url_clients_connect_to() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let port = server
+        .url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix("/mcp"))
+        .and_then(|port| port.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("not http://127.0.0.1:PORT/mcp: {}", server.url));
+    assert_ne!(port, 0, "the bound port, not the one asked for");
+    let (status, text) = raw_post(&server.addr(), &[], &initialize());
+    assert_eq!(status, 200, "{text}");
+    assert!(answer_message(&text)["result"].is_object(), "{text}");
+}
+
+#[test]
+fn with_json_the_human_line_stays_on_stderr() {
+    let server = ServeProcess::start(&serve_config(), &[], &[]);
+    let said = format!(
+        "codemode serve on {} (2 servers behind it, starting)",
+        server.url
+    );
+    // Written before the listening line, and read from its own pipe.
+    let said_it = || server.stderr().lines().any(|line| line == said);
+    let waiting = std::time::Instant::now();
+    while !said_it() && waiting.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(said_it(), "{}", server.stderr());
+}
+
+#[test]
+fn json_without_http_is_a_usage_error_and_prints_nothing() {
+    let work = Workdir::with_config(&serve_config());
+    let output = work
+        .codemode()
+        .args(["serve", "--json"])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+    assert_eq!(
+        stderr.trim(),
+        "codemode: error: --json needs --http: it prints the address serve listens on, \
+         and over stdio stdout carries the MCP messages and nothing else"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1429,40 +1570,72 @@ fn code_searches_for_tools_from_inside_the_sandbox() {
     assert!(text.starts_with("summarizer.summarize\n"), "{text}");
 }
 
-#[test]
-fn over_http_code_runs_times_out_and_is_cancelled() {
-    let Some(python) = mcp_python() else { return };
+/// A serve over HTTP that runs one script at a time, and the Python
+/// client's `main` (`body`) run against it in both of the SDK's modes; what
+/// each mode passed to `done()`, by mode.
+fn over_http_in_both_modes(body: impl Fn(&str) -> String) -> Option<Value> {
+    let python = mcp_python()?;
     let server = ServeProcess::start(&serve_config(), &["--max-concurrent", "1"], &[]);
-    let result = python_client(
-        &python,
-        &server.url,
-        &format!(
+    let mut results = serde_json::Map::new();
+    for mode in ["auto", "legacy"] {
+        let result = python_client(&python, &server.url, &body(mode), &[]);
+        results.insert(mode.to_string(), result);
+    }
+    Some(Value::Object(results))
+}
+
+#[test]
+fn over_http_code_runs_and_calls_tools() {
+    let Some(result) = over_http_in_both_modes(|mode| {
+        format!(
             r#"
 SCRIPT = {NEWS_SCRIPT:?}
 async def main():
-    out = {{}}
-    for mode in ["auto", "legacy"]:
-        async with client(mode) as c:
-            r = await c.call_tool("execute_python", {{"code": SCRIPT}})
-            t = await c.call_tool("execute_python", {{"code": "import time\ntime.sleep(30)", "timeout_s": 1}})
-            out[mode] = {{"calls": len(r.structured_content["tool_calls"]), "ok": r.structured_content["success"], "timed_out": t.structured_content["timed_out"]}}
-    done(out)
+    async with client({mode:?}) as c:
+        r = await c.call_tool("execute_python", {{"code": SCRIPT}})
+        done({{"calls": len(r.structured_content["tool_calls"]), "ok": r.structured_content["success"]}})
 "#
-        ),
-        &[],
-    );
+        )
+    }) else {
+        return;
+    };
     for mode in ["auto", "legacy"] {
         assert_eq!(
             result[mode],
-            json!({"calls": 3, "ok": true, "timed_out": true}),
+            json!({"calls": 3, "ok": true}),
             "{mode}: {result}"
         );
     }
+}
+
+#[test]
+fn over_http_a_run_past_its_time_limit_times_out() {
+    let Some(result) = over_http_in_both_modes(|mode| {
+        format!(
+            r#"
+async def main():
+    async with client({mode:?}) as c:
+        t = await c.call_tool("execute_python", {{"code": "import time\ntime.sleep(30)", "timeout_s": 1}})
+        done({{"timed_out": t.structured_content["timed_out"]}})
+"#
+        )
+    }) else {
+        return;
+    };
     for mode in ["auto", "legacy"] {
-        let body = format!("MODE = {mode:?}\n{CANCEL_CLIENT}");
-        let result = python_client(&python, &server.url, &body, &[]);
+        assert_eq!(result[mode], json!({"timed_out": true}), "{mode}: {result}");
+    }
+}
+
+#[test]
+fn over_http_a_cancelled_call_kills_its_run() {
+    let Some(result) = over_http_in_both_modes(|mode| format!("MODE = {mode:?}\n{CANCEL_CLIENT}"))
+    else {
+        return;
+    };
+    for mode in ["auto", "legacy"] {
         assert!(
-            result["took"].as_f64().unwrap() < 15.0,
+            result[mode]["took"].as_f64().unwrap() < 15.0,
             "{mode}: the slow run was not killed: {result}"
         );
     }

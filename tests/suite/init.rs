@@ -2,7 +2,7 @@
 //! MCP client configs under a throwaway home, writes a config that works,
 //! keeps secrets out of it, and never prompts.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -173,7 +173,7 @@ fn an_existing_config_is_replaced_only_with_force() {
 }
 
 #[test]
-fn servers_picks_some_and_names_what_it_did_not_find() {
+fn servers_picks_only_the_named_ones() {
     let home = Home::new();
     claude_desktop(&home);
     let output = home.init(&["--servers", "summarizer"]);
@@ -183,7 +183,12 @@ fn servers_picks_some_and_names_what_it_did_not_find() {
         written.contains("[servers.summarizer]") && !written.contains("[servers.news]"),
         "{written}"
     );
+}
 
+#[test]
+fn a_named_server_not_found_is_a_usage_error_listing_those_found() {
+    let home = Home::new();
+    claude_desktop(&home);
     let output = home.init(&["--servers", "news,weather", "--force"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = stderr_of(&output);

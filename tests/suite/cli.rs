@@ -1,6 +1,6 @@
 //! The command line as a user first meets it: help, subcommands, completions.
 
-mod common;
+use crate::common;
 
 use common::{codemode, repo, stdout_of};
 use predicates::prelude::*;
@@ -76,7 +76,7 @@ fn completions_in_the_repository_are_current() {
         let committed = std::fs::read(&path).unwrap_or_default();
         assert!(
             committed == output.stdout,
-            "{} is out of date: run `UPDATE_COMPLETIONS=1 cargo test --test cli`",
+            "{} is out of date: run `UPDATE_COMPLETIONS=1 cargo test --test all cli::`",
             path.display()
         );
     }

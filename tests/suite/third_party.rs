@@ -2,7 +2,7 @@
 //! mcp-server-time, mcp-server-git and mcp-server-fetch from PyPI, and the
 //! reference `everything` and `filesystem` servers from npm.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `codemode gen-bridge` end to end, against the example servers and against
 //! servers that misbehave.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -7,7 +7,7 @@
 //! running as root (CI is); the rest run as whoever runs the suite, and, as
 //! root, as a normal user too.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -313,9 +313,16 @@ fn assert_attack_on_serve_fails(victim: Who) {
     };
     let mut serve = place
         .codemode(&victim)
-        .args(["serve", "--sandbox", "native", "--http", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--sandbox",
+            "native",
+            "--http",
+            "127.0.0.1:0",
+            "--json",
+        ])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -353,23 +360,12 @@ async def main():
     place.assert_clean();
 }
 
-/// The URL `codemode serve --http` announces on stderr.
+/// The URL `codemode serve --http --json` says it listens on.
 fn serve_url(serve: &mut Child) -> String {
-    use std::io::BufRead;
-    let stderr = serve.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(rest) = line.strip_prefix("codemode serve on ") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("codemode serve did not announce its address")
+    let listening = common::wait_until_listening(serve, Duration::from_secs(60));
+    let url = listening.line["url"].as_str();
+    url.unwrap_or_else(|| panic!("no url: {}", listening.line))
+        .to_string()
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! native sandbox (always) and in Docker (when the engine is there; in CI it
 //! must be).
 
-mod common;
+use crate::common;
 
 use common::{docker_ready, exec_config, exec_json, repo, stderr_of, stdout_of, Workdir};
 use predicates::prelude::*;

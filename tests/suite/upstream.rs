@@ -3,7 +3,7 @@
 //! it says when a server wants credentials. The servers are rmcp's own, run
 //! in the test on loopback; `codemode tools` connects to them.
 
-mod common;
+use crate::common;
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};

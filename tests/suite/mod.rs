@@ -1,0 +1,18 @@
+//! One module per concern, each a specification of what it covers.
+
+mod ask;
+mod bridge;
+mod cli;
+mod config;
+mod conformance;
+mod docker_daemon;
+mod exec;
+mod faults;
+mod fuzz_regressions;
+mod gen_bridge;
+mod init;
+mod security;
+mod serve;
+mod third_party;
+mod upstream;
+mod users;
