@@ -100,13 +100,13 @@ impl Context {
         allow: &[String],
         allow_partial: bool,
         progress: &Progress,
-    ) -> Result<(Catalog, String), Error> {
+    ) -> Result<(Catalog, bridge_gen::Module), Error> {
         if runner.specs().is_empty() {
-            return Ok((Catalog::default(), bridge_gen::generate(&[])));
+            return Ok((Catalog::default(), bridge_gen::generate_module(&[])));
         }
         let (catalog, failures) = runner.catalog(&runner.filter(allow), progress).await;
         self.check_failures(&catalog, failures, allow_partial)?;
-        let module = bridge_gen::generate(&catalog.servers);
+        let module = bridge_gen::generate_module(&catalog.servers);
         Ok((catalog, module))
     }
 

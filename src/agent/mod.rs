@@ -22,8 +22,8 @@ use crate::cli::AskArgs;
 use crate::context::Context;
 use crate::error::Error;
 use crate::progress::Progress;
-use crate::serve::{api::ServerApis, index};
-use codemode_mcp::catalog::{self, Catalog};
+use codemode_mcp::catalog::Catalog;
+use codemode_mcp::index;
 use codemode_mcp::tokens;
 use codemode_run::{signals, Options, Outcome as RunOutcome, Report, Runner, Signal};
 use codemode_sandbox::OutputSink;
@@ -121,11 +121,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
     let result = async {
         // Listing tools is routine: shown only with -v, as `exec` does.
         let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
-        let filter = runner.filter(&options.allow);
-        let (catalog, failures) =
-            catalog::collect(runner.registry(), &specs, &filter, &progress).await;
-        ctx.check_failures(&catalog, failures, true)?;
-        let module = bridge_gen::generate(&catalog.servers);
+        let (catalog, module) = ctx.stubs(&runner, &options.allow, true, &progress).await?;
         let tools = tools_text(&catalog, &module, config.llm.index_threshold, &options);
         let agent = Agent {
             ctx,
@@ -133,7 +129,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
             client: &client,
             runner: &runner,
             options: &options,
-            module: &module,
+            module: &module.text,
             python: &python,
             has_tools: catalog.servers.iter().any(|s| !s.tools.is_empty()),
             ask_first,
@@ -482,7 +478,12 @@ fn token_note(call: &ModelCall) -> String {
 
 /// The `tools` input: the whole API while it fits `threshold` tokens, else
 /// the index (as `serve` shows it) and how to search.
-fn tools_text(catalog: &Catalog, module: &str, threshold: usize, options: &Options) -> String {
+fn tools_text(
+    catalog: &Catalog,
+    module: &bridge_gen::Module,
+    threshold: usize,
+    options: &Options,
+) -> String {
     let limits = format!(
         "Each script may run for {}; it has no network but the tools.",
         humantime::format_duration(options.limits.timeout)
@@ -490,12 +491,12 @@ fn tools_text(catalog: &Catalog, module: &str, threshold: usize, options: &Optio
     if catalog.servers.iter().all(|s| s.tools.is_empty()) {
         return format!("No MCP tools are configured: write plain Python.\n{limits}");
     }
-    let apis = ServerApis::new(&catalog.servers, module);
     let full: Vec<&str> = catalog
         .servers
         .iter()
         .filter(|s| !s.tools.is_empty())
-        .filter_map(|s| apis.get(&s.name))
+        .filter_map(|s| module.server(&s.name))
+        .map(|api| api.api.as_str())
         .collect();
     let full = full.join("\n\n");
     if !full.is_empty() && tokens::count(&full) <= threshold {
@@ -506,7 +507,7 @@ fn tools_text(catalog: &Catalog, module: &str, threshold: usize, options: &Optio
     }
     format!(
         "{}\nThe full API is too large to show. Find the exact signatures first with a script like:\n    import mcp_tools\n    print(mcp_tools.search(\"words about what you need\", detail=\"full\"))\nthen call them as `from mcp_tools import SERVER` and `SERVER.TOOL(...)`.\n{limits}",
-        index::index(&catalog.servers, apis.attrs(), threshold).trim_end()
+        index::index(&catalog.servers, &module.attrs(), threshold).trim_end()
     )
 }
 

@@ -52,7 +52,7 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
                 let progress = Progress::new(ctx.global.quiet || ctx.global.verbose == 0);
                 // A signal while servers start must not wait for their timeouts.
                 tokio::select! {
-                    stubs = ctx.stubs(&runner, &options.allow, args.allow_partial, &progress) => stubs?.1,
+                    stubs = ctx.stubs(&runner, &options.allow, args.allow_partial, &progress) => stubs?.1.text,
                     _ = cancel.cancelled() => return Err(stopped_early(&signalled)),
                 }
             }

@@ -20,9 +20,10 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::view::{self, Shape, View, START_GRACE};
-use super::{api::ServerApis, index, Served, MODULE_URI};
+use super::{Served, MODULE_URI};
 use codemode_mcp::catalog::Catalog;
 use codemode_mcp::discovery;
+use codemode_mcp::index;
 use codemode_run::{Options, Outcome, Report, RunError};
 use codemode_sandbox::{OutputSink, Stream};
 
@@ -74,7 +75,7 @@ impl CodemodeServer {
 /// The tools a client lists, built once.
 pub fn tools(
     catalog: &Catalog,
-    apis: &ServerApis,
+    module: &bridge_gen::Module,
     shape: &Shape,
     starting: &[String],
     unavailable: &[String],
@@ -88,11 +89,9 @@ pub fn tools(
         .map(|(server, tool)| {
             let name = bridge_gen::tool_signature(&server.name, tool, bridge_gen::Detail::Name);
             let method = name.split_once('.').map(|(_, m)| m).unwrap_or(&name);
-            let attr = apis
-                .attrs()
-                .get(&server.name)
-                .cloned()
-                .unwrap_or_else(|| server.name.clone());
+            let attr = module
+                .server(&server.name)
+                .map_or_else(|| server.name.clone(), |api| api.attr.clone());
             format!("`from mcp_tools import {attr}`, then `{attr}.{method}(...)`")
         })
         .unwrap_or_else(|| "`from mcp_tools import SERVER`, then `SERVER.TOOL(...)`".into());
@@ -117,7 +116,7 @@ signatures with get_api. No network but the tools; nothing persists between runs
         let budget = shape
             .index_budget
             .saturating_sub(count(&preamble) + count(&note));
-        index::index_counted(&catalog.servers, apis.attrs(), budget, count)
+        index::index_counted(&catalog.servers, &module.attrs(), budget, count)
     };
     let mut description = preamble + &listed;
     if !note.is_empty() {
@@ -311,7 +310,7 @@ impl ServerHandler for CodemodeServer {
                 "The module code run by execute_python imports: one object per server, one method per tool.",
             )
             .with_mime_type("text/x-python")
-            .with_size(view.module.len() as u64);
+            .with_size(view.module.text.len() as u64);
         Ok(ListResourcesResult::with_all_items(vec![resource]))
     }
 
@@ -327,8 +326,8 @@ impl ServerHandler for CodemodeServer {
             ));
         }
         let view = self.served.views.settled_all(START_GRACE).await;
-        let contents =
-            ResourceContents::text(view.module.clone(), MODULE_URI).with_mime_type("text/x-python");
+        let contents = ResourceContents::text(view.module.text.clone(), MODULE_URI)
+            .with_mime_type("text/x-python");
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
@@ -392,13 +391,13 @@ impl CodemodeServer {
         };
         let view = self.served.views.settled_all(START_GRACE).await;
         // The module attribute works as well as the configured name.
-        let name = view
-            .apis
-            .attrs()
+        let found = view
+            .module
+            .servers
             .iter()
-            .find(|(name, attr)| *name == server || *attr == server)
-            .map(|(name, _)| name.as_str());
-        match name.and_then(|n| view.apis.get(n).map(|api| (n, api))) {
+            .find(|api| api.name == server || api.attr == server)
+            .map(|api| (api.name.as_str(), api.api.as_str()));
+        match found {
             Some((name, api)) if codemode_mcp::tokens::count(api) > API_TOKENS => {
                 text_result(api_outline(&view, name, api), false)
             }
@@ -567,7 +566,7 @@ impl CodemodeServer {
             .served
             .runner
             .run(
-                &view.module,
+                &view.module.text,
                 "main.py",
                 code,
                 options,

@@ -9,9 +9,7 @@
 //! rebuilt as each server comes up, and the servers stay warm for every run
 //! after that.
 
-pub(crate) mod api;
 mod handler;
-pub(crate) mod index;
 mod view;
 mod wire;
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 use rmcp::model::Tool;
 use tokio::sync::watch;
 
-use super::api::ServerApis;
 use super::handler;
 use codemode_config::{ResolvedServer, ToolFilter};
 use codemode_mcp::catalog::{self, Catalog};
@@ -27,9 +26,9 @@ pub const START_GRACE: Duration = Duration::from_secs(1);
 /// One consistent picture of the servers, replaced whole.
 pub struct View {
     pub catalog: Catalog,
-    /// The stub module every run imports (also the resource).
-    pub module: String,
-    pub apis: ServerApis,
+    /// The stub module every run imports (also the resource), with each
+    /// server's part of it for `get_api`.
+    pub module: bridge_gen::Module,
     pub tools: Vec<Tool>,
     /// Servers that failed to start, each as `name (why)` in codemode's words.
     pub unavailable: Vec<String>,
@@ -167,15 +166,13 @@ impl Views {
             }
         }
         let (catalog, _failures) = catalog::from_listings(listings, &self.shape.filter);
-        let module = bridge_gen::generate(&catalog.servers);
-        let apis = ServerApis::new(&catalog.servers, &module);
-        let tools = handler::tools(&catalog, &apis, &self.shape, &starting, &unavailable);
+        let module = bridge_gen::generate_module(&catalog.servers);
+        let tools = handler::tools(&catalog, &module, &self.shape, &starting, &unavailable);
         // Sent with the statuses still locked, so a view built from older
         // statuses never replaces a newer one.
         self.current.send_replace(Arc::new(View {
             catalog,
             module,
-            apis,
             tools,
             unavailable,
             starting,
@@ -190,11 +187,9 @@ impl View {
             servers: Vec::new(),
             raw: BTreeMap::new(),
         };
-        let module = bridge_gen::generate(&[]);
         View {
-            apis: ServerApis::new(&[], &module),
             catalog,
-            module,
+            module: bridge_gen::generate_module(&[]),
             tools: Vec::new(),
             unavailable: Vec::new(),
             starting: Vec::new(),

@@ -96,7 +96,51 @@ pub struct ManifestDiff {
 /// name of their first occurrence, across tools and servers, so the model reads
 /// each shape once.
 pub fn generate(servers: &[ServerTools]) -> String {
+    render::module(servers).text
+}
+
+/// [`generate`]'s module, with each server's part of it as a model reads it.
+pub fn generate_module(servers: &[ServerTools]) -> Module {
     render::module(servers)
+}
+
+/// A generated `mcp_tools.py` and the parts of it each server contributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    /// The module's source, as [`generate`] returns it.
+    pub text: String,
+    /// One entry per server, in the module's order (sorted by configured name).
+    pub servers: Vec<ServerApi>,
+}
+
+impl Module {
+    /// The API of the server configured as `name`.
+    pub fn server(&self, name: &str) -> Option<&ServerApi> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Configured server name → the attribute scripts import.
+    pub fn attrs(&self) -> BTreeMap<String, String> {
+        self.servers
+            .iter()
+            .map(|s| (s.name.clone(), s.attr.clone()))
+            .collect()
+    }
+}
+
+/// One server's API as `get_api` shows it: its class with each method's
+/// signature and docstring (the call itself left out: every line a model
+/// reads is context it keeps), the `TypedDict`s those name, and the
+/// instance, under the names scripts really import (collision suffixes
+/// included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerApi {
+    /// The server's name as configured.
+    pub name: String,
+    /// The module attribute scripts import (`from mcp_tools import ATTR`).
+    pub attr: String,
+    /// Python source: the shapes, the class and the instance.
+    pub api: String,
 }
 
 /// Reads the `# codemode-tool: server.tool FINGERPRINT` lines back out of a

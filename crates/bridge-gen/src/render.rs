@@ -8,7 +8,8 @@ use crate::literal;
 use crate::manifest;
 use crate::naming::{self, Namespace, Style};
 use crate::types::{self, Converter, PyType, Registry, TypedDictDef};
-use crate::{Detail, ServerTools, ToolSpec};
+use crate::{Detail, Module, ServerApi, ServerTools, ToolSpec};
+use std::collections::BTreeSet;
 
 /// The transport, errors and `call`: the same in every generated module.
 const RUNTIME: &str = include_str!("runtime.py");
@@ -89,7 +90,7 @@ fn sorted_unique<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<&T> {
     sorted
 }
 
-pub(crate) fn module(servers: &[ServerTools]) -> String {
+pub(crate) fn module(servers: &[ServerTools]) -> Module {
     let servers = sorted_unique(servers, |s| s.name.as_str());
     let mut module_ns = Namespace::module(&runtime_globals());
 
@@ -145,11 +146,15 @@ pub(crate) fn module(servers: &[ServerTools]) -> String {
     out.push('\n');
     out.push_str(RUNTIME);
     let defs = std::mem::take(&mut registry.defs);
-    if !defs.is_empty() {
+    let shapes: Vec<(&str, String)> = defs
+        .iter()
+        .map(|def| (def.name.as_str(), typed_dict(&mut registry, def)))
+        .collect();
+    if !shapes.is_empty() {
         out.push_str("\n\n# Shapes of the objects the tools take and return.\n");
-        for def in &defs {
+        for (_, text) in &shapes {
             out.push_str("\n\n");
-            out.push_str(&typed_dict(&mut registry, def));
+            out.push_str(text);
         }
     }
     for server in &plans {
@@ -158,7 +163,69 @@ pub(crate) fn module(servers: &[ServerTools]) -> String {
     }
     out.push_str("\n\n");
     out.push_str(&all_list(&plans));
-    out
+    Module {
+        text: out,
+        servers: plans.iter().map(|plan| server_api(plan, &shapes)).collect(),
+    }
+}
+
+/// One server's part of the module as a model reads it: the shapes its
+/// methods name (and the shapes those name), its class with signatures and
+/// docstrings but not the plumbing, and the instance scripts import.
+fn server_api(server: &ServerPlan, shapes: &[(&str, String)]) -> ServerApi {
+    let mut class = format!("class {}:\n", server.class);
+    let doc = format!(
+        "The tools of the MCP server {} ({}).",
+        literal::string(server.original),
+        plural(server.tools.len(), "tool", "tools")
+    );
+    class.push_str(&format!(
+        "    \"\"\"{}\"\"\"\n\n",
+        literal::docstring_body(&doc)
+    ));
+    for (i, tool) in server.tools.iter().enumerate() {
+        if i > 0 {
+            class.push('\n');
+        }
+        class.push_str(&tool_def(server.original, tool, "    ", Body::Elided));
+    }
+    let mut api = format!(
+        "# The Python API of server {:?}: `from mcp_tools import {}`\n\n",
+        server.original, server.attr
+    );
+    for (_, text) in shapes_named(&class, shapes) {
+        api.push_str(text.trim_end());
+        api.push_str("\n\n\n");
+    }
+    api.push_str(class.trim_end());
+    api.push_str(&format!("\n\n\n{} = {}()\n", server.attr, server.class));
+    ServerApi {
+        name: server.original.to_string(),
+        attr: server.attr.clone(),
+        api,
+    }
+}
+
+/// The shapes `text` names, with the shapes those name in turn, in module
+/// order (which defines each before the shapes that use it by name).
+fn shapes_named<'a>(text: &str, shapes: &'a [(&str, String)]) -> Vec<&'a (&'a str, String)> {
+    let mut wanted: BTreeSet<&str> = BTreeSet::new();
+    let mut pending: Vec<&str> = vec![text];
+    while let Some(text) = pending.pop() {
+        let words: BTreeSet<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        for (name, shape) in shapes {
+            if words.contains(name) && wanted.insert(name) {
+                pending.push(shape);
+            }
+        }
+    }
+    shapes
+        .iter()
+        .filter(|(name, _)| wanted.contains(name))
+        .collect()
 }
 
 fn plan_tool<'a>(registry: &mut Registry, spec: &'a ToolSpec, method: String) -> ToolPlan<'a> {
@@ -398,15 +465,27 @@ fn server_class(server: &ServerPlan) -> String {
     ));
     for tool in &server.tools {
         out.push('\n');
-        out.push_str(&tool_def(server.original, tool, "    ", true));
+        out.push_str(&tool_def(server.original, tool, "    ", Body::Invoke));
     }
     out.push_str(&format!("\n\n{} = {}()\n", server.attr, server.class));
     out
 }
 
-/// One tool as a `def`: a method of its server class (`with_self`) or, for
-/// [`Detail::Full`], a free function showing how to call it.
-fn tool_def(server: &str, tool: &ToolPlan, indent: &str, with_self: bool) -> String {
+/// What a tool's `def` holds after its docstring.
+#[derive(Clone, Copy, PartialEq)]
+enum Body {
+    /// The method's call through the bridge: the module scripts import.
+    Invoke,
+    /// `...`: a method as a model reads it, in a server's API.
+    Elided,
+    /// Nothing: a free function showing how to call the tool
+    /// ([`Detail::Full`]).
+    None,
+}
+
+/// One tool as a `def`: a method of its server class, or a free function.
+fn tool_def(server: &str, tool: &ToolPlan, indent: &str, body: Body) -> String {
+    let with_self = body != Body::None;
     let mut params: Vec<String> = Vec::new();
     if with_self {
         params.push("self".into());
@@ -446,8 +525,10 @@ fn tool_def(server: &str, tool: &ToolPlan, indent: &str, with_self: bool) -> Str
     };
     let body_indent = format!("{indent}    ");
     out.push_str(&docstring(&method_doc(server, tool), &body_indent));
-    if with_self {
-        out.push_str(&invocation(server, tool, &body_indent));
+    match body {
+        Body::Invoke => out.push_str(&invocation(server, tool, &body_indent)),
+        Body::Elided => out.push_str(&format!("{body_indent}...\n")),
+        Body::None => {}
     }
     out
 }
@@ -646,7 +727,7 @@ pub(crate) fn signature(server: &str, tool: &ToolSpec, detail: Detail) -> String
                 out.push_str(&typed_dict(&mut registry, def));
                 out.push('\n');
             }
-            out.push_str(&tool_def(server, &plan, "", false));
+            out.push_str(&tool_def(server, &plan, "", Body::None));
             out
         }
     }
@@ -694,7 +775,8 @@ mod tests {
         let module = module(&[ServerTools {
             name: "s".into(),
             tools: vec![tool],
-        }]);
+        }])
+        .text;
         assert!(
             module.contains(
                 "    def t(\n        self,\n        *,\n        a_rather_long_parameter_name: Optional[str] = None,\n"

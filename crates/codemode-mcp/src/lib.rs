@@ -7,6 +7,7 @@
 pub mod bridge;
 pub mod catalog;
 pub mod discovery;
+pub mod index;
 mod registry;
 pub mod tokens;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use bridge_gen::{tool_signature, Detail, ServerTools};
 
-use codemode_mcp::tokens;
+use crate::tokens;
 use codemode_text::plural;
 
 /// Verbs and fillers that say what a tool does, not what it is about: left
