@@ -67,9 +67,9 @@ complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s v -l verbos
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s V -l version -d 'Print version'
-complete -c codemode -n "__fish_codemode_using_subcommand exec" -l sandbox -d 'Where to run it (default: [sandbox] backend, else auto: docker if an engine answers, else native)' -r -f -a "auto\t''
-docker\t''
-native\t''"
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l sandbox -d 'Where to run it (default: [sandbox] backend, else auto: docker if an engine answers, else native)' -r -f -a "auto\t'Docker when an engine answers, the native sandbox otherwise'
+docker\t'One container per run on the Docker engine'
+native\t'Namespaces, Landlock and seccomp on this host, no engine needed'"
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l timeout -d 'Time limit, like 30s or 2m (default: [sandbox] timeout)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l memory -d 'Memory of the whole run, like 512m or 1g, or none (default: [sandbox] memory, else 512m). A limit you set is enforced or the run is refused (exit 125); `codemode doctor` says what this machine enforces' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l cpus -d 'CPU share of the whole run, like 0.5 for half a core, 0 for none (default: [sandbox] cpus, else 0.5); enforced or refused, as --memory' -r
@@ -85,15 +85,15 @@ complete -c codemode -n "__fish_codemode_using_subcommand exec" -l json -d 'Prin
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l allow-partial -d 'Run even if some servers fail to start (their tools are left out)'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
-complete -c codemode -n "__fish_codemode_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s V -l version -d 'Print version'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s m -l model -d 'The model as PROVIDER/MODEL: openai/... (any OpenAI-compatible API) or anthropic/... (default: [llm] model)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l max-steps -d 'Model turns before giving up (default: [llm] max_steps, else 5)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l temperature -d 'Sampling temperature (default: [llm] temperature)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l save-trace -d 'Also write the trace as JSON to this file' -r -F
-complete -c codemode -n "__fish_codemode_using_subcommand ask" -l sandbox -d 'Where scripts run (default: [sandbox] backend)' -r -f -a "auto\t''
-docker\t''
-native\t''"
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l sandbox -d 'Where scripts run (default: [sandbox] backend)' -r -f -a "auto\t'Docker when an engine answers, the native sandbox otherwise'
+docker\t'One container per run on the Docker engine'
+native\t'Namespaces, Landlock and seccomp on this host, no engine needed'"
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l timeout -d 'Time limit of each script, like 30s (default: [sandbox] timeout)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l server -d 'Only these servers (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
@@ -105,16 +105,16 @@ complete -c codemode -n "__fish_codemode_using_subcommand ask" -l dry-run -d 'Pr
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l json -d 'Print the answer and the whole trace as one JSON object on stdout'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s q -l quiet -d 'Only errors on stderr'
-complete -c codemode -n "__fish_codemode_using_subcommand ask" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s V -l version -d 'Print version'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l http -d 'Serve streamable HTTP at http://ADDR/mcp instead of stdio (like 127.0.0.1:8080)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow-host -d 'With --http: a Host the server answers to besides loopback and the bind address (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow-origin -d 'With --http: a browser Origin allowed to call (repeatable; others are refused)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l server -d 'Only these servers (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
-complete -c codemode -n "__fish_codemode_using_subcommand serve" -l sandbox -d 'Where code runs (default: [sandbox] backend)' -r -f -a "auto\t''
-docker\t''
-native\t''"
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l sandbox -d 'Where code runs (default: [sandbox] backend)' -r -f -a "auto\t'Docker when an engine answers, the native sandbox otherwise'
+docker\t'One container per run on the Docker engine'
+native\t'Namespaces, Landlock and seccomp on this host, no engine needed'"
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l timeout -d 'Time limit of a run when the caller gives none (default: [sandbox] timeout)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-timeout -d 'The longest time limit a caller may ask for with timeout_s' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-concurrent -d 'Runs at once; more wait for a free slot' -r
@@ -125,7 +125,7 @@ complete -c codemode -n "__fish_codemode_using_subcommand serve" -l mcp-json -d 
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l json -d 'With --http: once listening, print one JSON line on stdout with the URL'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
-complete -c codemode -n "__fish_codemode_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c codemode -n "__fish_codemode_using_subcommand init" -l from -d 'Read servers from this mcpServers JSON file instead of looking for client configs (repeatable)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand init" -s o -l output -d 'Where to write the config; `-` prints it (default: the user config dir\'s codemode.toml)' -r -F

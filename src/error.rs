@@ -50,7 +50,7 @@ pub enum Error {
     #[error("{0}")]
     Run(#[from] RunError),
     #[error("{0}")]
-    Llm(#[from] crate::agent::LlmError),
+    Llm(#[from] codemode_agent::LlmError),
     #[error(
         "no answer after {steps} steps (the step budget); raise --max-steps or simplify the task"
     )]

@@ -2,7 +2,6 @@
 //! fuzz targets and benchmarks can drive the parsers and the bridge directly.
 //! The binary (`main.rs`) only parses the command line and sets the exit code.
 
-pub mod agent;
 mod atomic;
 pub mod cli;
 pub mod commands;

@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser};
 use codemode::cli::{Cli, Command};
 use codemode::context::Context;
 use codemode::error::{self, Error};
-use codemode::{agent, commands, doctor, gen_bridge, init, serve, tools};
+use codemode::{commands, doctor, gen_bridge, init, serve, tools};
 use codemode_sandbox as sandbox;
 
 fn main() {
@@ -52,7 +52,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Tools(args) => block_on(tools::run(&ctx, &args)),
         Command::Bridge(args) => block_on(commands::bridge::run(&ctx, &args)),
         Command::Exec(args) => block_on(commands::exec::run(&ctx, &args)),
-        Command::Ask(args) => block_on(agent::run(&ctx, &args)),
+        Command::Ask(args) => block_on(commands::ask::run(&ctx, &args)),
         Command::Serve(args) => block_on(serve::run(&ctx, &args)),
         Command::Init(args) => init::run(&ctx, &args),
         Command::Doctor(args) => block_on(doctor::run(&ctx, &args)),

@@ -1,4 +1,5 @@
 //! One module per subcommand that is more than a call into a library crate.
 
+pub mod ask;
 pub mod bridge;
 pub mod exec;

@@ -15,7 +15,9 @@ pub enum Backend {
     /// Docker when an engine answers, the native sandbox otherwise.
     #[default]
     Auto,
+    /// One container per run on the Docker engine.
     Docker,
+    /// Namespaces, Landlock and seccomp on this host, no engine needed.
     Native,
 }
 

@@ -2,11 +2,8 @@
 //! timings. `--json` prints it; `--save-trace` writes it. It holds what the
 //! model and the sandbox said, never a key or a header.
 
-use std::path::Path;
-
 use serde::Serialize;
 
-use crate::error::Error;
 use codemode_mcp::bridge::CallRecord;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -81,14 +78,5 @@ impl Trace {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Writes the trace to `path`: a reader never sees half a trace, an
-    /// earlier trace survives a failed write, and a device is never replaced.
-    pub fn save(&self, path: &Path) -> Result<(), Error> {
-        // Private when new: a trace holds the scripts and what the tools returned.
-        crate::atomic::write(path, (self.to_json() + "\n").as_bytes(), 0o600).map_err(Error::io(
-            format!("writing the trace to {}", path.display()),
-        ))
     }
 }
