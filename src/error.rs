@@ -119,3 +119,39 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_exit_is_passed_through_and_a_timeout_is_124() {
+        assert_eq!(Error::Script(Exit::Status(3)).code(), 3);
+        assert_eq!(Error::Script(Exit::Status(137)).code(), 137);
+        assert_eq!(Error::Script(Exit::TimedOut).code(), exit::TIMEOUT);
+        assert_eq!(Error::Script(Exit::Failed).code(), exit::FAILURE);
+    }
+
+    #[test]
+    fn a_stop_signal_ends_codemode_as_shells_report_it() {
+        assert_eq!(Error::StoppedEarly(Signal::Interrupt).code(), 130);
+        assert_eq!(Error::Stopped(Signal::Terminate).code(), 143);
+    }
+
+    #[test]
+    fn a_failed_random_source_is_not_a_usage_error() {
+        let err = Error::Run(RunError::Token("no entropy".into()));
+        assert_eq!(err.code(), exit::FAILURE);
+    }
+
+    #[test]
+    fn only_failures_the_output_did_not_already_tell_have_a_message() {
+        assert!(Error::Script(Exit::Status(1)).to_string().is_empty());
+        assert!(Error::Stopped(Signal::Interrupt).to_string().is_empty());
+        assert!(Error::OutOfDate.to_string().is_empty());
+        assert_eq!(
+            Error::StoppedEarly(Signal::Terminate).to_string(),
+            "stopped by SIGTERM before the script started"
+        );
+    }
+}

@@ -82,9 +82,9 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     };
     let grant = match &env_token {
         Some(token) => bridge.grant_token(token.clone(), spec),
-        None => bridge
-            .grant(spec)
-            .map_err(|err| Error::Usage(format!("cannot make a random token: {err}")))?,
+        None => bridge.grant(spec).map_err(|err| {
+            Error::io("making a random token")(std::io::Error::other(err.to_string()))
+        })?,
     };
     let token_file = match (&env_token, &args.token_file) {
         (_, Some(path)) => {

@@ -285,3 +285,86 @@ fn every_command_reading_mcp_json_leaves_codemode_itself_out() {
         }
     }
 }
+
+#[test]
+fn a_bad_value_is_reported_with_its_key_line_and_column() {
+    let work = Workdir::with_config("[sandbox]\nmemory = \"lots\"\n");
+    let output = work
+        .codemode()
+        .args(["exec", "-"])
+        .write_stdin("print(1)\n")
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = stderr_of(&output);
+    let expected = format!(
+        "{}:2:10: sandbox.memory: invalid size",
+        work.config().display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn a_bad_bridge_address_in_the_config_blames_the_config_not_a_flag() {
+    let work = Workdir::with_config(&format!(
+        "{}\n[bridge]\nlisten = \"localhost\"\n",
+        common::examples_config()
+    ));
+    let output = work
+        .codemode()
+        .arg("bridge")
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains(": bridge.listen: "), "{stderr}");
+    assert!(!stderr.contains("--listen"), "{stderr}");
+}
+
+#[test]
+fn a_flag_takes_the_same_values_as_its_config_key() {
+    let work = Workdir::with_config(&common::examples_config());
+    let output = work
+        .codemode()
+        .args(["exec", "--memory", "lots", "-"])
+        .write_stdin("print(1)\n")
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("--memory") && stderr.contains("invalid size `lots`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tools_search_ranks_as_search_tools_does() {
+    // A model asks in sentences: a word no tool uses must not hide the rest,
+    // in `codemode tools --search` as in `search_tools` and `mcp_tools.search`.
+    let work = Workdir::with_config(&common::examples_config());
+    let output = work
+        .codemode()
+        .args(["tools", "--search", "fetch the latest headlines please"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = stdout_of(&output);
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap_or("")
+            .starts_with("news.fetch_latest"),
+        "{stdout}"
+    );
+    assert!(
+        stderr_of(&output).contains("no tool matches every word"),
+        "{}",
+        stderr_of(&output)
+    );
+}
