@@ -3,7 +3,6 @@
 //! (or the trace as JSON) on stdout.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -45,15 +44,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
         .unwrap_or_else(|| "python3".into());
 
     let cancel = CancellationToken::new();
-    let signalled = Arc::new(OnceLock::new());
-    let stopped = signals::stop_signal();
-    tokio::spawn({
-        let (signalled, cancel) = (Arc::clone(&signalled), cancel.clone());
-        async move {
-            let _ = signalled.set(stopped.await);
-            cancel.cancel();
-        }
-    });
+    let signalled = signals::cancel_on_stop(&cancel);
 
     let runner = ctx.runner(&config, specs, &options).await?;
     let result = async {

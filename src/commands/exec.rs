@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use tokio_util::sync::CancellationToken;
 
@@ -24,15 +24,7 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
 
     let sink = OutputSink::new(options.limits.output_bytes, (!args.json).then(terminal));
     let cancel = CancellationToken::new();
-    let signalled = Arc::new(OnceLock::<Signal>::new());
-    let stopped = signals::stop_signal();
-    tokio::spawn({
-        let (signalled, cancel) = (Arc::clone(&signalled), cancel.clone());
-        async move {
-            let _ = signalled.set(stopped.await);
-            cancel.cancel();
-        }
-    });
+    let signalled = signals::cancel_on_stop(&cancel);
     let stopped_early = |signalled: &OnceLock<Signal>| {
         Error::StoppedEarly(signalled.get().copied().unwrap_or(Signal::Interrupt))
     };

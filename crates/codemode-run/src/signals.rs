@@ -2,7 +2,10 @@
 //! arrived before the first poll would otherwise kill the process before it
 //! could clean up after its runs.
 
+use std::sync::{Arc, OnceLock};
+
 use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
 
 /// A signal that stops codemode itself (not one that ended a script).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,21 @@ impl Signal {
 pub fn stop_signal() -> impl std::future::Future<Output = Signal> + Send + 'static {
     let mut signals = StopSignals::new();
     async move { signals.next().await }
+}
+
+/// Cancels `cancel` on the first SIGINT or SIGTERM from now on; the signal
+/// is then in the returned cell, for the exit code and the message.
+pub fn cancel_on_stop(cancel: &CancellationToken) -> Arc<OnceLock<Signal>> {
+    let signalled = Arc::new(OnceLock::new());
+    let stopped = stop_signal();
+    tokio::spawn({
+        let (signalled, cancel) = (Arc::clone(&signalled), cancel.clone());
+        async move {
+            let _ = signalled.set(stopped.await);
+            cancel.cancel();
+        }
+    });
+    signalled
 }
 
 /// SIGINT and SIGTERM, caught from creation on, one after another: for a
