@@ -1,5 +1,6 @@
 //! What the bench starts and must clean up whatever happens: a temporary
-//! directory and a `codemode bridge` process.
+//! directory and the `codemode bridge` and `serve` processes, which are
+//! ready when they print their listening line.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,72 @@ impl Drop for TempDir {
     }
 }
 
+/// A `codemode` process started with `--json`, once it printed the line
+/// that says it listens (docs/ARCHITECTURE.md, "Listening lines"). Its stderr
+/// is drained all along, so it never blocks on a full pipe mid-measurement.
+pub struct Listening {
+    pub child: Child,
+    /// The listening line.
+    pub line: serde_json::Value,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Listening {
+    pub fn start(mut command: Command, within: Duration) -> Result<Listening, String> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let errors = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in errors.lines().map_while(Result::ok) {
+                let mut all = sink.lock().unwrap_or_else(|e| e.into_inner());
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let (ready, started) = mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if value["event"] == "listening" {
+                        let _ = ready.send(value);
+                    }
+                }
+            }
+        });
+        let said =
+            |stderr: &Arc<Mutex<String>>| stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match started.recv_timeout(within) {
+            Ok(line) => Ok(Listening {
+                child,
+                line,
+                stderr,
+            }),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "no listening line within {within:?}; stderr:\n{}",
+                    said(&stderr)
+                ))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                Err(format!(
+                    "exited before listening; stderr:\n{}",
+                    said(&stderr)
+                ))
+            }
+        }
+    }
+}
+
 /// A running `codemode bridge`. Dropping it stops the process, so an early
 /// return or a panic does not leave a bridge (and its MCP servers) behind.
 pub struct Bridge {
@@ -52,51 +119,22 @@ impl Bridge {
         socket: &Path,
         token: &str,
     ) -> Result<Bridge, String> {
-        let mut child = Command::new(codemode)
+        let mut command = Command::new(codemode);
+        command
             .env("CODEMODE_BRIDGE_TOKEN", token)
             // Per-call logging would be measured as bridge overhead.
             .env_remove("CODEMODE_LOG")
             .arg("--config")
             .arg(config)
-            .args(["bridge", "--listen", "127.0.0.1:0", "--socket"])
-            .arg(socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", codemode.display()))?;
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready, started) = mpsc::channel();
-        let pipe = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
-        let sink = Arc::clone(&stderr);
-        // Keeps draining stderr after the ready line, so the bridge never blocks
-        // on a full pipe mid-measurement.
-        std::thread::spawn(move || {
-            for line in pipe.lines().map_while(Result::ok) {
-                if line.starts_with("codemode bridge on ") {
-                    let _ = ready.send(());
-                }
-                let mut all = sink.lock().unwrap_or_else(|e| e.into_inner());
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let bridge = Bridge {
-            child,
+            .args(["bridge", "--json", "--listen", "127.0.0.1:0", "--socket"])
+            .arg(socket);
+        let started = Listening::start(command, Duration::from_secs(30))
+            .map_err(|e| format!("codemode bridge: {e}"))?;
+        Ok(Bridge {
+            child: started.child,
             socket: socket.to_path_buf(),
-            stderr,
-        };
-        match started.recv_timeout(Duration::from_secs(30)) {
-            Ok(()) => Ok(bridge),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
-                "codemode bridge did not report its address within 30 s; stderr:\n{}",
-                bridge.stderr()
-            )),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(format!(
-                "codemode bridge exited before serving; stderr:\n{}",
-                bridge.stderr()
-            )),
-        }
+            stderr: started.stderr,
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -4,11 +4,10 @@
 //! for what a long-lived server must not do: leak processes or descriptors,
 //! grow without bound, hang, or hand one client another's output.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::CallToolRequestParams;
@@ -18,6 +17,7 @@ use rmcp::ServiceExt;
 use serde_json::{json, Value};
 
 use crate::memory::{self, mb};
+use crate::process::Listening;
 use crate::scenario::Demo;
 use crate::stats::{percentile, round, utc_now};
 use crate::Failure;
@@ -289,51 +289,31 @@ struct Serve {
 
 impl Serve {
     fn start(codemode: &Path, config: &Path, token: &str) -> Result<Serve, Failure> {
-        let mut child = Command::new(codemode)
+        let mut command = Command::new(codemode);
+        command
             .env(TOKEN_ENV, token)
             .env_remove("CODEMODE_LOG")
             .arg("--config")
             .arg(config)
-            .args(["serve", "--http", "127.0.0.1:0", "--sandbox", "native"])
+            .args([
+                "serve",
+                "--json",
+                "--http",
+                "127.0.0.1:0",
+                "--sandbox",
+                "native",
+            ])
             .arg("--max-concurrent")
-            .arg(MAX_CONCURRENT.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Failure::Run(format!("cannot start {}: {e}", codemode.display())))?;
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready, started) = mpsc::channel();
-        let pipe = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
-        let sink = Arc::clone(&stderr);
-        // Keeps draining after the ready line: a full pipe would stall serve.
-        std::thread::spawn(move || {
-            for line in pipe.lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("codemode serve on ") {
-                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = ready.send(url);
-                }
-                let mut all = sink.lock().unwrap_or_else(|e| e.into_inner());
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let mut serve = Serve {
-            child,
-            url: String::new(),
-            stderr,
+            .arg(MAX_CONCURRENT.to_string());
+        let started = Listening::start(command, Duration::from_secs(60))
+            .map_err(|e| Failure::Run(format!("codemode serve: {e}")))?;
+        let url = started.line["url"].as_str().unwrap_or_default().to_string();
+        Ok(Serve {
+            child: started.child,
+            url,
+            stderr: started.stderr,
             stopped: false,
-        };
-        match started.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => {
-                serve.url = url;
-                Ok(serve)
-            }
-            Err(_) => Err(Failure::Run(format!(
-                "codemode serve did not report its address; stderr:\n{}",
-                serve.stderr()
-            ))),
-        }
+        })
     }
 
     fn pid(&self) -> u32 {
