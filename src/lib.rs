@@ -1,16 +1,13 @@
-//! The `codemode` library: everything the binary dispatches to, public so that
-//! fuzz targets and benchmarks can drive the parsers and the bridge directly.
-//! The binary (`main.rs`) only parses the command line and sets the exit code.
+//! The `codemode` binary's library: the command line, the commands, and the
+//! one error type. The work is done by the crates under `crates/`
+//! (docs/ARCHITECTURE.md, "Layout and dependencies"); `main.rs` only parses
+//! the command line, dispatches and sets the exit code.
 
 mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod context;
-pub mod doctor;
 pub mod error;
-pub mod gen_bridge;
-pub mod init;
 mod progress;
 pub mod serve;
 mod terminal;
-pub mod tools;

@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser};
 use codemode::cli::{Cli, Command};
 use codemode::context::Context;
 use codemode::error::{self, Error};
-use codemode::{commands, doctor, gen_bridge, init, serve, tools};
+use codemode::{commands, serve};
 use codemode_sandbox as sandbox;
 
 fn main() {
@@ -48,14 +48,14 @@ fn run(cli: Cli) -> Result<(), Error> {
             clap_complete::generate(shell, &mut command, "codemode", &mut std::io::stdout());
             Ok(())
         }
-        Command::GenBridge(args) => block_on(gen_bridge::run(&ctx, &args)),
-        Command::Tools(args) => block_on(tools::run(&ctx, &args)),
+        Command::GenBridge(args) => block_on(commands::gen_bridge::run(&ctx, &args)),
+        Command::Tools(args) => block_on(commands::tools::run(&ctx, &args)),
         Command::Bridge(args) => block_on(commands::bridge::run(&ctx, &args)),
         Command::Exec(args) => block_on(commands::exec::run(&ctx, &args)),
         Command::Ask(args) => block_on(commands::ask::run(&ctx, &args)),
         Command::Serve(args) => block_on(serve::run(&ctx, &args)),
-        Command::Init(args) => init::run(&ctx, &args),
-        Command::Doctor(args) => block_on(doctor::run(&ctx, &args)),
+        Command::Init(args) => commands::init::run(&ctx, &args),
+        Command::Doctor(args) => block_on(commands::doctor::run(&ctx, &args)),
     }
 }
 

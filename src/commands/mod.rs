@@ -1,5 +1,9 @@
-//! One module per subcommand that is more than a call into a library crate.
+//! One module per subcommand (`serve`, the largest, is `crate::serve`).
 
 pub mod ask;
 pub mod bridge;
+pub mod doctor;
 pub mod exec;
+pub mod gen_bridge;
+pub mod init;
+pub mod tools;
