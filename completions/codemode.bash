@@ -105,7 +105,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__ask)
-            opts="-m -y -v -q -h -V --model --max-steps --temperature --confirm --yes --dry-run --json --save-trace --sandbox --timeout --server --allow --config --mcp-json --verbose --quiet --help --version"
+            opts="-m -y -v -q -h -V --model --max-steps --temperature --confirm --yes --dry-run --fresh --json --save-trace --sandbox --timeout --server --allow --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -102,6 +102,7 @@ complete -c codemode -n "__fish_codemode_using_subcommand ask" -l mcp-json -d 'A
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l confirm -d 'Show each script and ask before running it (needs a terminal, or --yes)'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s y -l yes -d 'With --confirm: run every script without asking (for scripts and CI)'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l dry-run -d 'Print the first script the model writes and stop without running it'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l fresh -d 'Run each script in a fresh sandbox; by default all of a task\'s scripts run in one Python session, so a script can use what the last one computed'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l json -d 'Print the answer and the whole trace as one JSON object on stdout'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s q -l quiet -d 'Only errors on stderr'

@@ -430,6 +430,11 @@ pub struct AskArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Run each script in a fresh sandbox; by default all of a task's scripts
+    /// run in one Python session, so a script can use what the last one computed
+    #[arg(long)]
+    pub fresh: bool,
+
     /// Print the answer and the whole trace as one JSON object on stdout
     #[arg(long)]
     pub json: bool,

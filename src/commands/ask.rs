@@ -11,8 +11,12 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::progress::{Progress, Task};
 use codemode_agent::trace::Outcome;
-use codemode_agent::{tools_text, Agent, AgentError, Client, Pending, Ui};
+use codemode_agent::{tools_text, Agent, AgentError, Client, Pending, Scripts, Ui};
 use codemode_run::{signals, Options, Signal};
+
+/// A task's session outlives its steps' time limits by this much: the time
+/// the model takes to answer between them.
+const SESSION_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
     let config = ctx.config()?;
@@ -65,6 +69,15 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
             has_tools: catalog.servers.iter().any(|s| !s.tools.is_empty()),
             ask_first,
             dry_run: args.dry_run,
+            scripts: if args.fresh {
+                Scripts::Fresh
+            } else {
+                // Every step may use its whole time limit, and the model
+                // thinks between them.
+                Scripts::Session {
+                    lifetime: options.limits.timeout * max_steps + SESSION_MARGIN,
+                }
+            },
             cancel: cancel.clone(),
             ui: &ui,
         };

@@ -189,12 +189,21 @@ const FETCH: &str = "from mcp_tools import news\narticles = news.fetch_latest(ca
 
 /// `codemode ask --sandbox native --model openai/test-model ... TASK` against `server`.
 fn ask(work: &Workdir, server: &Scripted, extra: &[&str]) -> std::process::Output {
+    ask_in("native", work, server, extra)
+}
+
+fn ask_in(
+    backend: &str,
+    work: &Workdir,
+    server: &Scripted,
+    extra: &[&str],
+) -> std::process::Output {
     work.codemode()
         .env("OPENAI_BASE_URL", &server.url)
         .env("OPENAI_API_KEY", KEY)
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_BASE_URL")
-        .args(["ask", "--sandbox", "native", "--model"])
+        .args(["ask", "--sandbox", backend, "--model"])
         .arg(format!("openai/{MODEL}"))
         .args(extra)
         .arg("Fetch the latest technology news and summarize it")
@@ -723,4 +732,121 @@ fn past_the_threshold_the_model_gets_the_index_and_search() {
     // The search ran in the sandbox and its signatures came back.
     let second = requests[1].text();
     assert!(second.contains("def fetch_latest("), "{second}");
+}
+
+/// The observation the model got after its step `step` (1-based).
+fn observation_after(server: &Scripted, step: usize) -> String {
+    server.requests()[step].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+const KEEP: &str = "from mcp_tools import news\narticles = news.fetch_latest(category='technology', limit=3)['articles']\nprint('GOT', len(articles))";
+const REUSE: &str = "print('AGAIN', len(articles))";
+
+#[test]
+fn a_later_step_uses_what_an_earlier_step_computed() {
+    a_later_step_uses_what_an_earlier_step_computed_in("native");
+}
+
+#[test]
+fn a_later_step_uses_what_an_earlier_step_computed_in_docker() {
+    if !common::docker_ready() {
+        return;
+    }
+    a_later_step_uses_what_an_earlier_step_computed_in("docker");
+}
+
+fn a_later_step_uses_what_an_earlier_step_computed_in(backend: &str) {
+    let work = Workdir::with_config(&exec_config());
+    let server = Scripted::start(vec![
+        openai(&code(KEEP)),
+        openai(&code(REUSE)),
+        openai(&answer("Three stories.")),
+    ]);
+    let output = ask_in(backend, &work, &server, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let system = server.requests()[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(system.contains("one Python session"), "{system}");
+    let second = observation_after(&server, 2);
+    assert!(second.contains("AGAIN 3"), "{second}");
+    assert!(!second.contains("Tool calls"), "no second fetch: {second}");
+}
+
+#[test]
+fn with_fresh_each_script_starts_from_scratch() {
+    let work = Workdir::with_config(&exec_config());
+    let server = Scripted::start(vec![
+        openai(&code(KEEP)),
+        openai(&code(REUSE)),
+        openai(&answer("It forgot.")),
+    ]);
+    let output = ask(&work, &server, &["--fresh"]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let system = server.requests()[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        system.contains("each script starts from scratch"),
+        "{system}"
+    );
+    let second = observation_after(&server, 2);
+    assert!(
+        second.contains("NameError: name 'articles' is not defined"),
+        "{second}"
+    );
+}
+
+#[test]
+fn a_timed_out_script_is_interrupted_and_the_session_goes_on() {
+    let work = Workdir::with_config(&exec_config());
+    let slow = "import time\nimport mcp_tools\nkept = 5\ntime.sleep(30)\nprint('late')";
+    let server = Scripted::start(vec![
+        openai(&code(slow)),
+        openai(&code("print('KEPT', kept)")),
+        openai(&answer("Done.")),
+    ]);
+    let started = Instant::now();
+    let output = ask(&work, &server, &["--timeout", "1s"]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let first = observation_after(&server, 1);
+    assert!(first.contains("timed out after 1s"), "{first}");
+    assert!(first.contains("KeyboardInterrupt"), "{first}");
+    let second = observation_after(&server, 2);
+    assert!(second.contains("KEPT 5"), "{second}");
+}
+
+#[test]
+fn a_script_that_ignores_its_interrupt_loses_the_session_and_says_so() {
+    let work = Workdir::with_config(&exec_config());
+    let stubborn = "import signal, time\nimport mcp_tools\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nkept = 5\ntime.sleep(30)\nprint('late')";
+    let server = Scripted::start(vec![
+        openai(&code(stubborn)),
+        openai(&code("print('KEPT', kept)")),
+        openai(&answer("Lost it.")),
+    ]);
+    let started = Instant::now();
+    let output = ask(&work, &server, &["--timeout", "1s"]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let first = observation_after(&server, 1);
+    assert!(
+        first.contains("did not stop when interrupted") && first.contains("new session"),
+        "{first}"
+    );
+    let second = observation_after(&server, 2);
+    assert!(
+        second.contains("NameError: name 'kept' is not defined"),
+        "never a new session passed off as the old one: {second}"
+    );
 }

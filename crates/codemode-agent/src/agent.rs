@@ -5,12 +5,20 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use codemode_run::{Options, Outcome as RunOutcome, Report, RunError, Runner};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use codemode_run::{
+    CellOutcome, Options, Outcome as RunOutcome, Report, RunError, Runner, Session,
+};
 use codemode_sandbox::{OutputSink, SandboxError};
 
 use crate::check;
-use crate::prompt::{observation, token_note, tool_calls, SIGNATURE};
+use crate::prompt::{observation, token_note, tool_calls, SESSION_SIGNATURE, SIGNATURE};
 use crate::provider::{Client, LlmError, Message};
+use crate::signature::Signature;
 use crate::signature::{self, code_of};
 use crate::trace::{ModelCall, Outcome, Run, Step, Trace};
 
@@ -56,6 +64,15 @@ pub enum AgentError {
     Ui(String),
 }
 
+/// Where a task's scripts run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scripts {
+    /// Each in a sandbox of its own, from scratch.
+    Fresh,
+    /// All in one session, which lives at most this long.
+    Session { lifetime: Duration },
+}
+
 /// What one task runs with.
 pub struct Agent<'a> {
     pub client: &'a Client,
@@ -71,6 +88,7 @@ pub struct Agent<'a> {
     pub ask_first: bool,
     /// Stop at the first script that passes the checks, without running it.
     pub dry_run: bool,
+    pub scripts: Scripts,
     pub cancel: CancellationToken,
     pub ui: &'a dyn Ui,
 }
@@ -96,7 +114,13 @@ impl Agent<'_> {
             usage: Default::default(),
             duration_ms: 0,
         };
-        let result = self.steps(&mut trace, task, tools, max_steps).await;
+        let session = Mutex::new(None);
+        let result = self
+            .steps(&mut trace, task, tools, max_steps, &session)
+            .await;
+        if let Some(session) = session.into_inner() {
+            let _ = session.close().await;
+        }
         trace.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         (trace, result)
     }
@@ -107,14 +131,21 @@ impl Agent<'_> {
         task: &str,
         tools: &str,
         max_steps: u32,
+        session: &Mutex<Option<Session>>,
     ) -> Result<(), AgentError> {
-        let system = SIGNATURE.system_prompt();
+        let signature: Signature = match self.scripts {
+            Scripts::Fresh => SIGNATURE,
+            Scripts::Session { .. } => SESSION_SIGNATURE,
+        };
+        let system = signature.system_prompt();
         let mut messages = vec![Message::user(
-            SIGNATURE.render_inputs(&[("task", task), ("tools", tools)]),
+            signature.render_inputs(&[("task", task), ("tools", tools)]),
         )];
         // The mcp_tools check nudges once: a task may really need no tool.
         let mut tools_called = false;
         let mut nudged = false;
+        // In a session, names imported by an earlier script are still there.
+        let mut imported = false;
 
         for number in 1..=max_steps {
             self.ui.step(number, max_steps);
@@ -151,7 +182,7 @@ impl Agent<'_> {
                 ..Step::default()
             };
 
-            let feedback = match SIGNATURE.parse(&completion.text) {
+            let feedback = match signature.parse(&completion.text) {
                 Err(problem) => {
                     self.ui.block("reply not understood", &problem);
                     step.rejected = Some(problem.clone());
@@ -177,14 +208,17 @@ impl Agent<'_> {
                             step.rejected = Some(problem.into());
                             format!(
                                 "Your reply could not be read: {problem} {}",
-                                SIGNATURE.reply_format()
+                                signature.reply_format()
                             )
                         }
                         (Some(code), answer) => {
                             self.ui.block("code", &code);
                             let checks = check::Checks {
                                 python: self.python,
-                                needs_tools: self.has_tools && !tools_called && !nudged,
+                                needs_tools: self.has_tools
+                                    && !tools_called
+                                    && !nudged
+                                    && !imported,
                             };
                             match check::check(&code, &checks).await {
                                 Err(problem) => {
@@ -208,7 +242,9 @@ impl Agent<'_> {
                                         trace.steps.push(step);
                                         return Err(AgentError::Declined);
                                     }
-                                    let report = self.execute(&code).await?;
+                                    let report = self.execute(&code, session).await?;
+                                    imported |= matches!(self.scripts, Scripts::Session { .. })
+                                        && code.contains("mcp_tools");
                                     tools_called |= report.tool_calls.iter().any(|c| c.ok);
                                     let mut text = observation(&report, self.options);
                                     if answer.is_some() {
@@ -240,7 +276,7 @@ impl Agent<'_> {
             if number + 1 == max_steps {
                 next.push_str("This is your last step: give the `answer` now, from what the observations show.\n\n");
             }
-            next.push_str(&SIGNATURE.reply_format());
+            next.push_str(&signature.reply_format());
             step.feedback = Some(feedback);
             trace.steps.push(step);
             messages.push(Message::user(next));
@@ -250,29 +286,21 @@ impl Agent<'_> {
 
     /// Runs one script exactly as `exec` does; its output is shown once it
     /// ends (stdout is the answer's, so the script's never goes there).
-    async fn execute(&self, code: &str) -> Result<Report, AgentError> {
-        let sink = OutputSink::new(self.options.limits.output_bytes, None);
+    async fn execute(
+        &self,
+        code: &str,
+        session: &Mutex<Option<Session>>,
+    ) -> Result<Report, AgentError> {
         let running = self.ui.begin("sandbox", "running…");
-        let outcome = self
-            .runner
-            .run(
-                self.module,
-                "main.py",
-                code,
-                self.options,
-                &sink,
-                self.cancel.clone(),
-            )
-            .await;
-        let report = match outcome {
-            Ok(RunOutcome::Done(report)) => report,
-            Ok(RunOutcome::Lost { cause, .. }) => {
-                running.failed("sandbox lost");
-                return Err(AgentError::Lost(cause));
-            }
+        let report = match self.scripts {
+            Scripts::Fresh => self.execute_fresh(code).await,
+            Scripts::Session { lifetime } => self.execute_in_session(code, session, lifetime).await,
+        };
+        let report = match report {
+            Ok(report) => report,
             Err(err) => {
                 running.failed("could not run");
-                return Err(err.into());
+                return Err(err);
             }
         };
         let status = match (&report.error, report.exit_code) {
@@ -296,5 +324,68 @@ impl Agent<'_> {
             self.ui.block("stderr", &report.stderr);
         }
         Ok(report)
+    }
+
+    /// The next cell of the task's session, started now if there is none
+    /// (the first script, or one after the last session was lost).
+    async fn execute_in_session(
+        &self,
+        code: &str,
+        session: &Mutex<Option<Session>>,
+        lifetime: Duration,
+    ) -> Result<Report, AgentError> {
+        let mut slot = session.lock().await;
+        let started = slot.is_none();
+        if started {
+            let mut options = self.options.clone();
+            options.limits.timeout = lifetime;
+            let opened = tokio::select! {
+                opened = self.runner.open_session(self.module, &options) => opened?,
+                () = self.cancel.cancelled() => return Err(AgentError::Stopped),
+            };
+            *slot = Some(opened);
+        }
+        let Some(live) = slot.as_mut() else {
+            return Err(AgentError::Stopped);
+        };
+        let sink = Arc::new(OutputSink::new(self.options.limits.output_bytes, None));
+        let cell = tokio::select! {
+            cell = live.execute(code, self.options.limits.timeout, sink) => cell,
+            () = self.cancel.cancelled() => return Err(AgentError::Stopped),
+        };
+        Ok(match cell {
+            CellOutcome::Done(report) => report,
+            CellOutcome::SessionLost(mut report) => {
+                // Said, never hidden: the next script starts a new session.
+                if let Some(lost) = slot.take() {
+                    let _ = lost.close().await;
+                }
+                if let Some(error) = &mut report.error {
+                    error.push_str("; the next script starts a new session, with nothing defined");
+                }
+                report
+            }
+        })
+    }
+
+    /// One run, exactly as `exec` makes it.
+    async fn execute_fresh(&self, code: &str) -> Result<Report, AgentError> {
+        let sink = OutputSink::new(self.options.limits.output_bytes, None);
+        let outcome = self
+            .runner
+            .run(
+                self.module,
+                "main.py",
+                code,
+                self.options,
+                &sink,
+                self.cancel.clone(),
+            )
+            .await;
+        match outcome {
+            Ok(RunOutcome::Done(report)) => Ok(report),
+            Ok(RunOutcome::Lost { cause, .. }) => Err(AgentError::Lost(cause)),
+            Err(err) => Err(err.into()),
+        }
     }
 }

@@ -14,6 +14,6 @@ pub mod provider;
 mod signature;
 pub mod trace;
 
-pub use agent::{Agent, AgentError, Pending, Ui};
-pub use prompt::{tools_text, SIGNATURE};
+pub use agent::{Agent, AgentError, Pending, Scripts, Ui};
+pub use prompt::{tools_text, SESSION_SIGNATURE, SIGNATURE};
 pub use provider::{Client, LlmError};

@@ -13,6 +13,21 @@ use crate::trace::ModelCall;
 /// are what matter).
 const FEEDBACK_BYTES: usize = 6000;
 
+/// The signature when all scripts run in one session.
+pub const SESSION_SIGNATURE: Signature = Signature {
+    instructions: "Solve the task by writing Python 3 scripts that run in a sandbox, one script per step.\n\
+MCP tools are Python functions in the module `mcp_tools` (see `tools`): import them, call them with keyword\n\
+arguments, and print what you need. Only what a script prints comes back to you, as the next `observation`.\n\
+A failed tool call raises mcp_tools.ToolError. The sandbox has no network but the tools. The scripts run one\n\
+after another in one Python session: variables, imports, functions and files from earlier scripts are still\n\
+there, so build on what you already have instead of fetching it again.\n\
+Each step, give `reasoning`, then EITHER `code` (the complete next script) OR `answer` (the final answer,\n\
+once the observations hold what the task asks for), never both; leave the other field empty.\n\
+The answer goes to the user as it is: write it for them, from what your scripts printed, and invent nothing.",
+    ..SIGNATURE
+};
+
+/// The signature when each script starts from scratch (`--fresh`).
 pub const SIGNATURE: Signature = Signature {
     instructions: "Solve the task by writing Python 3 scripts that run in a sandbox, one script per step.\n\
 MCP tools are Python functions in the module `mcp_tools` (see `tools`): import them, call them with keyword\n\

@@ -8,10 +8,12 @@ mod error;
 mod options;
 mod report;
 mod runner;
+mod session;
 pub mod signals;
 
 pub use error::RunError;
 pub use options::Options;
 pub use report::{Exit, Outcome, Report};
 pub use runner::Runner;
+pub use session::{CellOutcome, Session};
 pub use signals::{Signal, StopSignals};

@@ -15,14 +15,14 @@ use codemode_sandbox::{
 };
 use codemode_text::human_bytes;
 
-use crate::{Options, Outcome, Report, RunError};
+use crate::{Options, Outcome, Report, RunError, Session};
 
 /// What executions share: the MCP servers (started once, kept warm) and the
 /// sandbox backend. `exec` makes one for one run; `serve` keeps one for all.
 pub struct Runner {
     registry: Arc<Registry>,
     specs: Vec<ResolvedServer>,
-    backend: Backend,
+    backend: Arc<Backend>,
 }
 
 impl Runner {
@@ -48,7 +48,7 @@ impl Runner {
         let runner = Runner {
             registry: Arc::new(Registry::new(specs.clone())),
             specs,
-            backend,
+            backend: Arc::new(backend),
         };
         Ok((runner, notes))
     }
@@ -210,6 +210,15 @@ impl Runner {
         drop(user);
         removed.map_err(RunError::io("cleaning up after the run"))?;
         Ok((finished, records))
+    }
+
+    /// Starts a session ([`Session`]): one sandbox for many cells, with
+    /// `options`' limits (its `timeout` bounds the session's whole life) and
+    /// one grant for its life, cut by the same filter as a run's.
+    pub async fn open_session(&self, stubs: &str, options: &Options) -> Result<Session, RunError> {
+        let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
+        let spec = GrantSpec::new(self.filter(&options.allow));
+        Session::start(Arc::clone(&self.backend), bridge, spec, stubs, options).await
     }
 
     /// Stops every MCP server the runs used.

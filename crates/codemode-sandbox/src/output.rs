@@ -32,6 +32,9 @@ pub struct OutputSink {
 enum Keep {
     /// The first `cap` bytes: a terminal has already shown them live.
     Head,
+    /// Nothing, and no flood bound: everything goes to `live`, which keeps
+    /// and bounds what it wants (a session, cell by cell).
+    Nothing,
     /// The first and the last half of this many bytes: a result read at the
     /// end, where a traceback or a summary printed last matters as much as
     /// what came first.
@@ -76,6 +79,11 @@ impl OutputSink {
         OutputSink::with(cap, Keep::Ends(keep), live)
     }
 
+    /// Passes everything on to `live` and keeps nothing itself.
+    pub fn relay(live: Live) -> OutputSink {
+        OutputSink::with(usize::MAX, Keep::Nothing, Some(live))
+    }
+
     fn with(cap: usize, keep: Keep, live: Option<Live>) -> OutputSink {
         OutputSink {
             cap,
@@ -87,6 +95,10 @@ impl OutputSink {
 
     /// Takes a chunk; `false` means the run has flooded and must be stopped.
     pub fn push(&self, stream: Stream, bytes: &[u8]) -> bool {
+        if let (Keep::Nothing, Some(live)) = (self.keep, &self.live) {
+            live(stream, bytes);
+            return true;
+        }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.seen += bytes.len() as u64;
         let kept = &mut state.streams[stream as usize];
@@ -96,6 +108,7 @@ impl OutputSink {
             .min(usize::try_from(live_room).unwrap_or(usize::MAX))];
         kept.seen += bytes.len() as u64;
         let base = match self.keep {
+            Keep::Nothing => usize::MAX,
             Keep::Head => {
                 kept.head.extend_from_slice(live_part);
                 kept.dropped += (bytes.len() - live_part.len()) as u64;
@@ -145,7 +158,7 @@ impl OutputSink {
 
     fn render(&self, kept: &Kept, keep: usize) -> (String, u64) {
         let tail: Vec<u8> = kept.tail.iter().copied().collect();
-        if let Keep::Head = self.keep {
+        if let Keep::Head | Keep::Nothing = self.keep {
             let head = &kept.head[..kept.head.len().min(keep)];
             let dropped = kept.dropped + (kept.head.len() - head.len()) as u64;
             return (String::from_utf8_lossy(head).into_owned(), dropped);
@@ -237,6 +250,21 @@ mod tests {
         sink.push(Stream::Stdout, b"aaaa");
         sink.push(Stream::Stderr, b"bb");
         assert_eq!(sink.captured().stderr, "bb");
+    }
+
+    #[test]
+    fn a_relay_passes_everything_on_and_never_floods() {
+        let seen = std::sync::Arc::new(Mutex::new(0usize));
+        let counter = std::sync::Arc::clone(&seen);
+        let sink = OutputSink::relay(Box::new(move |_, bytes: &[u8]| {
+            *counter.lock().unwrap() += bytes.len();
+        }));
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            assert!(sink.push(Stream::Stdout, &chunk));
+        }
+        assert_eq!(*seen.lock().unwrap(), 64 << 20);
+        assert_eq!(sink.captured(), Captured::default());
     }
 
     #[test]

@@ -1,0 +1,120 @@
+"""codemode's session kernel: runs cells, one after another, in one __main__.
+
+Started by codemode as the sandbox's script. It connects to the session's
+socket, takes one JSON line per request and answers each with one JSON line:
+
+    {"op": "env", "vars": {...}}             -> {"ok": true}
+    {"op": "run", "cell": N, "code": "...", "timeout": SECONDS}
+                                             -> {"cell": N, "status": S, "timed_out": B}
+
+A cell's output goes to the process's own stdout and stderr, as a script's
+does; once a cell is done, both streams get the end marker
+MARKER + ":" + N + "\\n" so the host can tell where the cell's output ends,
+whatever the cell started. Standard library only.
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+import types
+
+SOCKET = os.environ.pop("CODEMODE_KERNEL_SOCKET", "/run/codemode/kernel.sock")
+MARKER = os.environ.pop("CODEMODE_KERNEL_MARKER", "")
+
+
+def _status_of(exit_code):
+    if exit_code is None:
+        return 0
+    if isinstance(exit_code, int):
+        return exit_code
+    print(exit_code, file=sys.stderr)
+    return 1
+
+
+def _run(code, cell, timeout, namespace):
+    timer = None
+    timed_out = threading.Event()
+
+    def interrupt():
+        timed_out.set()
+        # A real signal, so that a cell in a C-level sleep wakes up too.
+        os.kill(os.getpid(), signal.SIGINT)
+
+    status = 0
+    # Between cells a late interrupt must not end the kernel.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        compiled = compile(code, "<cell %d>" % cell, "exec")
+        if timeout and timeout > 0:
+            timer = threading.Timer(timeout, interrupt)
+            timer.daemon = True
+            timer.start()
+        exec(compiled, namespace)
+    except SystemExit as exit:
+        status = _status_of(exit.code)
+    except KeyboardInterrupt:
+        if timed_out.is_set():
+            print("KeyboardInterrupt: the cell ran past its time limit", file=sys.stderr)
+        else:
+            traceback.print_exc()
+        status = 1
+    except BaseException:
+        # The cell's own frames only: the kernel's are not the user's business.
+        kind, value, tb = sys.exc_info()
+        traceback.print_exception(kind, value, tb.tb_next if tb else None)
+        status = 1
+    finally:
+        if timer is not None:
+            timer.cancel()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status, timed_out.is_set()
+
+
+def main():
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(SOCKET)
+    requests = conn.makefile("r", encoding="utf-8")
+    answers = conn.makefile("w", encoding="utf-8")
+
+    def answer(value):
+        answers.write(json.dumps(value) + "\n")
+        answers.flush()
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The cells' own __main__, apart from the kernel's globals: what a cell
+    # defines is what the next one sees, and nothing of the kernel.
+    user_main = types.ModuleType("__main__")
+    sys.modules["__main__"] = user_main
+    namespace = user_main.__dict__
+    sys.path.insert(0, os.getcwd())
+    # Ready means ready to call tools: the import is paid before the first cell.
+    try:
+        import mcp_tools  # noqa: F401
+    except Exception:
+        traceback.print_exc()
+    answer({"ready": True})
+    for line in requests:
+        request = json.loads(line)
+        if request.get("op") == "env":
+            os.environ.update(request.get("vars", {}))
+            answer({"ok": True})
+            continue
+        cell = int(request["cell"])
+        status, timed_out = _run(request["code"], cell, request.get("timeout"), namespace)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        end = ("%s:%d\n" % (MARKER, cell)).encode()
+        os.write(1, end)
+        os.write(2, end)
+        answer({"cell": cell, "status": status, "timed_out": timed_out})
+
+
+if __name__ == "__main__":
+    main()

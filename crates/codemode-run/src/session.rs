@@ -1,0 +1,549 @@
+//! A session: one sandbox running codemode's kernel (`kernel.py`), which
+//! runs cells one after another in one `__main__`, so that variables,
+//! imports, functions and the workspace's files stay from one cell to the
+//! next. One grant serves the session's life and is revoked when it ends.
+//!
+//! The kernel is reached over a Unix socket next to the bridge's; a cell's
+//! output is the sandbox's own stdout and stderr, cut per cell at an end
+//! marker the kernel writes to both once the cell is done (so output of
+//! anything the cell started is the cell's too). A session that cannot go
+//! on (a cell past its time limit that would not stop, a crash, an OOM kill,
+//! an output flood) is lost, and says so: it never comes back with its
+//! variables gone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use codemode_mcp::bridge::{Bridge, ConnectionLimits, Grant, GrantSpec, Listener, UnixSocket};
+use codemode_sandbox::{
+    self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, RunUser, SandboxError, Stream,
+};
+
+use crate::{Options, Report, RunError};
+
+/// The kernel the sandbox runs (standard library only).
+const KERNEL: &str = include_str!("kernel.py");
+const KERNEL_FILE: &str = "codemode_kernel.py";
+const KERNEL_SOCKET: &str = "kernel.sock";
+/// How long a cell that was interrupted for its time limit may take to stop
+/// before the session is given up.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+/// How long the kernel may take to start and import `mcp_tools`.
+const START_LIMIT: Duration = Duration::from_secs(60);
+/// How long after a cell's answer its end markers may still be on their way.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// Output between cells (the kernel's start) kept for the next cell.
+const BETWEEN_CELLS: usize = 64 * 1024;
+
+/// What a cell did. A lost session's report says why in `error`.
+#[derive(Debug)]
+pub enum CellOutcome {
+    Done(Report),
+    /// The session is gone, and its state with it.
+    SessionLost(Report),
+}
+
+impl CellOutcome {
+    pub fn report(&self) -> &Report {
+        match self {
+            CellOutcome::Done(report) | CellOutcome::SessionLost(report) => report,
+        }
+    }
+}
+
+pub struct Session {
+    kernel: Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
+    router: Arc<Router>,
+    running: Option<JoinHandle<Result<Finished, SandboxError>>>,
+    kill: CancellationToken,
+    stop_bridge: CancellationToken,
+    serving: Option<JoinHandle<()>>,
+    grant: Option<Grant>,
+    dirs: Option<RunDir>,
+    user: Option<RunUser>,
+    backend_name: &'static str,
+    cells: u64,
+    calls_seen: usize,
+    lost: Option<String>,
+}
+
+impl Session {
+    /// Starts the kernel in a sandbox of `backend` with `options`' limits
+    /// (its `timeout` bounds the whole session's life) and waits until it
+    /// has imported `stubs`.
+    pub(crate) async fn start(
+        backend: Arc<Backend>,
+        bridge: Bridge,
+        grant_spec: GrantSpec,
+        stubs: &str,
+        options: &Options,
+    ) -> Result<Session, RunError> {
+        let user = backend.run_user()?;
+        let dirs = RunDir::create(user.user()).map_err(RunError::io(format!(
+            "creating the session's directory in {}",
+            std::env::temp_dir().display()
+        )))?;
+        for (name, text) in [(KERNEL_FILE, KERNEL), ("mcp_tools.py", stubs)] {
+            dirs.write(name, text).map_err(RunError::io(format!(
+                "writing {}",
+                dirs.inputs().join(name).display()
+            )))?;
+        }
+        let grant = bridge
+            .grant(grant_spec)
+            .map_err(|err| RunError::Token(err.to_string()))?;
+        let bridge_path = dirs.bridge().join(sandbox::BRIDGE_SOCKET_NAME);
+        let socket = UnixSocket::bind(&bridge_path, 0o600)
+            .and_then(|socket| dirs.give(&bridge_path).map(|()| socket))
+            .map_err(RunError::io(format!("binding {}", bridge_path.display())))?;
+        let kernel_path = dirs.bridge().join(KERNEL_SOCKET);
+        let kernel_listener = UnixListener::bind(&kernel_path)
+            .and_then(|listener| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&kernel_path, std::fs::Permissions::from_mode(0o600))?;
+                dirs.give(&kernel_path).map(|()| listener)
+            })
+            .map_err(RunError::io(format!("binding {}", kernel_path.display())))?;
+
+        let marker = format!(
+            "\u{1e}codemode-cell-end-{}",
+            grant.token().get(3..19).unwrap_or("0")
+        );
+        let mut env = options.env.clone();
+        env.insert(
+            "CODEMODE_KERNEL_SOCKET".into(),
+            format!("{}/{KERNEL_SOCKET}", sandbox::SANDBOX_BRIDGE_DIR),
+        );
+        env.insert("CODEMODE_KERNEL_MARKER".into(), marker.clone());
+        let spec = RunSpec {
+            inputs: dirs.inputs().to_path_buf(),
+            script: KERNEL_FILE.into(),
+            args: Vec::new(),
+            env,
+            bridge_dir: dirs.bridge().to_path_buf(),
+            host_user: user.user(),
+            limits: options.limits.clone(),
+        };
+
+        let stop_bridge = CancellationToken::new();
+        let serving = tokio::spawn({
+            let (bridge, stop) = (bridge.clone(), stop_bridge.clone());
+            async move {
+                let limits = ConnectionLimits {
+                    shutdown_grace: Duration::from_secs(2),
+                    ..ConnectionLimits::default()
+                };
+                bridge
+                    .serve(vec![Listener::Unix(socket)], limits, stop.cancelled_owned())
+                    .await;
+            }
+        });
+        let router = Arc::new(Router::new(marker));
+        let kill = CancellationToken::new();
+        let running = tokio::spawn({
+            let (router, kill, backend) = (Arc::clone(&router), kill.clone(), Arc::clone(&backend));
+            async move {
+                let sink = OutputSink::relay(Box::new(move |stream, bytes: &[u8]| {
+                    router.take(stream, bytes)
+                }));
+                backend.run(&spec, &sink, kill).await
+            }
+        });
+        let mut session = Session {
+            kernel: None,
+            router,
+            running: Some(running),
+            kill,
+            stop_bridge,
+            serving: Some(serving),
+            grant: Some(grant),
+            dirs: Some(dirs),
+            user: Some(user),
+            backend_name: backend.name(),
+            cells: 0,
+            calls_seen: 0,
+            lost: None,
+        };
+        match session.connect(kernel_listener).await {
+            Ok(()) => Ok(session),
+            Err(why) => {
+                let ended = session.end().await;
+                Err(ended.err().unwrap_or_else(|| RunError::Io {
+                    context: "starting the session's kernel".into(),
+                    source: std::io::Error::other(why),
+                }))
+            }
+        }
+    }
+
+    /// Accepts the kernel's connection, hands it the grant's token (never
+    /// in its environment at start) and waits for it to be ready.
+    async fn connect(&mut self, listener: UnixListener) -> Result<(), String> {
+        let running = self.running.as_mut().ok_or("the sandbox is gone")?;
+        let accepted = tokio::select! {
+            accepted = tokio::time::timeout(START_LIMIT, listener.accept()) => accepted,
+            ended = running => return Err(match ended {
+                Ok(Ok(finished)) => format!("the kernel ended before it was ready ({})", ended_how(&finished)),
+                Ok(Err(err)) => err.to_string(),
+                Err(err) => err.to_string(),
+            }),
+        };
+        let (stream, _) = accepted
+            .map_err(|_| format!("the kernel did not start within {START_LIMIT:?}"))?
+            .map_err(|err| err.to_string())?;
+        let (read, write) = stream.into_split();
+        self.kernel = Some((BufReader::new(read), write));
+        let token = self.grant.as_ref().map(Grant::token).unwrap_or_default();
+        let ready = self.ask_kernel(None, START_LIMIT).await?;
+        if ready.get("ready").and_then(serde_json::Value::as_bool) != Some(true) {
+            return Err(format!("the kernel said {ready} instead of being ready"));
+        }
+        let env = serde_json::json!({"op": "env", "vars": {"CODEMODE_BRIDGE_TOKEN": token}});
+        self.ask_kernel(Some(env), START_LIMIT).await?;
+        Ok(())
+    }
+
+    /// Sends `request` (if any) and reads the kernel's next answer.
+    async fn ask_kernel(
+        &mut self,
+        request: Option<serde_json::Value>,
+        within: Duration,
+    ) -> Result<serde_json::Value, String> {
+        let (read, write) = self.kernel.as_mut().ok_or("no kernel")?;
+        if let Some(request) = request {
+            let line = request.to_string() + "\n";
+            write
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|err| format!("the kernel is gone ({err})"))?;
+        }
+        let mut line = String::new();
+        match tokio::time::timeout(within, read.read_line(&mut line)).await {
+            Err(_) => Err("no answer".into()),
+            Ok(Err(err)) => Err(format!("the kernel is gone ({err})")),
+            Ok(Ok(0)) => Err("the kernel is gone".into()),
+            Ok(Ok(_)) => serde_json::from_str(&line)
+                .map_err(|err| format!("the kernel said `{}`: {err}", line.trim())),
+        }
+    }
+
+    /// Whether the session can run another cell.
+    pub fn is_alive(&self) -> bool {
+        self.lost.is_none()
+    }
+
+    /// Runs `code` as the next cell, its output passed on to `live` as it
+    /// arrives and kept as a run's is, interrupted (KeyboardInterrupt) past
+    /// `timeout`; a cell that will not stop loses the session.
+    pub async fn execute(
+        &mut self,
+        code: &str,
+        timeout: Duration,
+        sink: Arc<OutputSink>,
+    ) -> CellOutcome {
+        let started = Instant::now();
+        if let Some(why) = &self.lost {
+            let report = self.report(&sink, started, None, false, Some(why.clone()));
+            return CellOutcome::SessionLost(report);
+        }
+        self.cells += 1;
+        let cell = self.cells;
+        self.router.begin(cell, Arc::clone(&sink));
+        let request = serde_json::json!({
+            "op": "run", "cell": cell, "code": code, "timeout": timeout.as_secs_f64(),
+        });
+        let deadline = timeout + INTERRUPT_GRACE;
+        let router = Arc::clone(&self.router);
+        let answer = tokio::select! {
+            answer = self.ask_kernel(Some(request), deadline) => answer,
+            () = router.flooded.notified() => Err("flooded".into()),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(why) => {
+                let why = if why == "no answer" {
+                    format!(
+                        "the cell ran past its time limit of {} and did not stop when interrupted: \
+                         the session was ended, and its variables are gone",
+                        humantime::format_duration(timeout)
+                    )
+                } else if why == "flooded" {
+                    "the cell kept writing output far past the cap: the session was ended, and its variables are gone".into()
+                } else {
+                    let how = self.ended().await;
+                    format!("the session's sandbox ended ({how}): its variables are gone")
+                };
+                self.lose(why.clone()).await;
+                let report =
+                    self.report(&sink, started, None, why.contains("time limit"), Some(why));
+                return CellOutcome::SessionLost(report);
+            }
+        };
+        self.router.drained(DRAIN_LIMIT).await;
+        let status = answer
+            .get("status")
+            .and_then(serde_json::Value::as_i64)
+            .map(|s| s as i32);
+        let timed_out = answer.get("timed_out").and_then(serde_json::Value::as_bool) == Some(true);
+        let error = timed_out.then(|| {
+            format!(
+                "timed out after {}: the cell was interrupted; the session goes on",
+                humantime::format_duration(timeout)
+            )
+        });
+        CellOutcome::Done(self.report(&sink, started, status, timed_out, error))
+    }
+
+    fn report(
+        &mut self,
+        sink: &OutputSink,
+        started: Instant,
+        exit_code: Option<i32>,
+        timed_out: bool,
+        error: Option<String>,
+    ) -> Report {
+        self.router.end();
+        let captured = sink.captured();
+        let records = self.grant.as_ref().map(Grant::records).unwrap_or_default();
+        let calls: Vec<_> = records.kept.into_iter().skip(self.calls_seen).collect();
+        self.calls_seen += calls.len();
+        Report {
+            success: exit_code == Some(0) && error.is_none(),
+            exit_code,
+            stdout: captured.stdout,
+            stderr: captured.stderr,
+            timed_out,
+            truncated: captured.truncated,
+            stdout_dropped_bytes: captured.stdout_dropped,
+            stderr_dropped_bytes: captured.stderr_dropped,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            sandbox: self.backend_name.to_string(),
+            tool_calls: calls,
+            tool_calls_dropped: 0,
+            error,
+        }
+    }
+
+    /// How the sandbox ended, once it has.
+    async fn ended(&mut self) -> String {
+        let Some(running) = self.running.take() else {
+            return "already ended".into();
+        };
+        match tokio::time::timeout(Duration::from_secs(5), running).await {
+            Ok(Ok(Ok(finished))) => ended_how(&finished),
+            Ok(Ok(Err(err))) => err.to_string(),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => {
+                self.kill.cancel();
+                "it stopped answering".into()
+            }
+        }
+    }
+
+    async fn lose(&mut self, why: String) {
+        self.lost = Some(why);
+        let _ = self.end().await;
+    }
+
+    /// Ends the session: the sandbox and all it started killed, the grant
+    /// revoked, the directory removed.
+    pub async fn close(mut self) -> Result<(), RunError> {
+        self.end().await
+    }
+
+    async fn end(&mut self) -> Result<(), RunError> {
+        self.kernel = None;
+        self.kill.cancel();
+        if let Some(running) = self.running.take() {
+            let _ = running.await;
+        }
+        self.stop_bridge.cancel();
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.await;
+        }
+        // Revoked: the token is worthless from here on.
+        self.grant = None;
+        let removed = self.dirs.take().map(RunDir::remove);
+        // Only now that no file of the session is left may another run get its uid.
+        self.user = None;
+        if let Some(removed) = removed {
+            removed.map_err(RunError::io("cleaning up after the session"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Not closed (a dropped task): the sandbox goes with the token.
+        self.kill.cancel();
+        self.stop_bridge.cancel();
+    }
+}
+
+fn ended_how(finished: &Finished) -> String {
+    if finished.oom_killed {
+        "killed: out of memory".into()
+    } else if finished.timed_out {
+        "past the session's lifetime".into()
+    } else if let Some(signal) = finished.signal {
+        format!("killed by signal {signal}")
+    } else if let Some(code) = finished.exit_code {
+        format!("the kernel exited with status {code}")
+    } else {
+        "stopped".into()
+    }
+}
+
+/// Cuts the sandbox's output into cells at the kernel's end markers and
+/// passes each cell's part to that cell's sink.
+struct Router {
+    marker: String,
+    state: Mutex<Route>,
+    marked: Notify,
+    flooded: Notify,
+    flood_seen: AtomicBool,
+}
+
+#[derive(Default)]
+struct Route {
+    cell: u64,
+    sink: Option<Arc<OutputSink>>,
+    /// Per stream: bytes not yet passed on (a marker may be arriving).
+    pending: [Vec<u8>; 2],
+    ended: [bool; 2],
+}
+
+impl Router {
+    fn new(marker: String) -> Router {
+        Router {
+            marker,
+            state: Mutex::new(Route::default()),
+            marked: Notify::new(),
+            flooded: Notify::new(),
+            flood_seen: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Route> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn begin(&self, cell: u64, sink: Arc<OutputSink>) {
+        let mut route = self.lock();
+        route.cell = cell;
+        route.sink = Some(sink);
+        route.ended = [false, false];
+        // What came between cells (the kernel's start) is this cell's.
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            self.pass(&mut route, stream, &[]);
+        }
+    }
+
+    fn end(&self) {
+        self.lock().sink = None;
+    }
+
+    /// Waits (at most `limit`) until both streams have shown the cell's end.
+    async fn drained(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.marked.notified();
+            if self.lock().ended == [true, true] {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn take(&self, stream: Stream, bytes: &[u8]) {
+        let mut route = self.lock();
+        self.pass(&mut route, stream, bytes);
+    }
+
+    fn pass(&self, route: &mut Route, stream: Stream, bytes: &[u8]) {
+        let index = stream as usize;
+        route.pending[index].extend_from_slice(bytes);
+        // Between cells, or after this stream's end: kept for the next cell.
+        let sink = match (&route.sink, route.ended[index]) {
+            (Some(sink), false) => Arc::clone(sink),
+            _ => {
+                let pending = &mut route.pending[index];
+                let over = pending.len().saturating_sub(BETWEEN_CELLS);
+                pending.drain(..over);
+                return;
+            }
+        };
+        let end = format!("{}:{}\n", self.marker, route.cell).into_bytes();
+        let pending = std::mem::take(&mut route.pending[index]);
+        let (now, later) = match find(&pending, &end) {
+            Some(at) => {
+                route.ended[index] = true;
+                self.marked.notify_waiters();
+                (&pending[..at], &pending[at + end.len()..])
+            }
+            // Hold back what could be the start of the marker.
+            None => pending.split_at(pending.len() - partial_suffix(&pending, &end)),
+        };
+        if !now.is_empty()
+            && !sink.push(stream, now)
+            && !self.flood_seen.swap(true, Ordering::SeqCst)
+        {
+            self.flooded.notify_one();
+        }
+        route.pending[index] = later.to_vec();
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The length of the longest end of `bytes` that begins `marker`.
+fn partial_suffix(bytes: &[u8], marker: &[u8]) -> usize {
+    (1..marker.len().min(bytes.len() + 1))
+        .rev()
+        .find(|&n| bytes.ends_with(&marker[..n]))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(sink: &OutputSink) -> String {
+        sink.captured().stdout
+    }
+
+    #[test]
+    fn output_is_cut_at_the_cells_end_marker_even_across_chunks() {
+        let router = Router::new("\u{1e}m".into());
+        let sink = Arc::new(OutputSink::new(1024, None));
+        router.begin(1, Arc::clone(&sink));
+        router.take(Stream::Stdout, b"one\n\x1e");
+        router.take(Stream::Stdout, b"m:1\nleftover");
+        assert_eq!(captured(&sink), "one\n");
+        let next = Arc::new(OutputSink::new(1024, None));
+        router.end();
+        router.begin(2, Arc::clone(&next));
+        router.take(Stream::Stdout, b" two\n\x1em:2\n");
+        assert_eq!(captured(&next), "leftover two\n");
+    }
+
+    #[test]
+    fn a_partial_marker_is_held_back_only_while_it_could_be_one() {
+        assert_eq!(partial_suffix(b"abc\x1e", b"\x1em:1\n"), 1);
+        assert_eq!(partial_suffix(b"abc", b"\x1em:1\n"), 0);
+        assert_eq!(partial_suffix(b"\x1em:", b"\x1em:1\n"), 3);
+    }
+}
