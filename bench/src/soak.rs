@@ -39,6 +39,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// the clients leave; sessions and sandboxes are torn down asynchronously.
 const SETTLE: Duration = Duration::from_secs(10);
 const TOKEN_ENV: &str = "CODEMODE_SERVE_TOKEN";
+/// How long serve keeps an unused session here.
+const SESSION_IDLE: Duration = Duration::from_millis(500);
 /// serve's default, named so the figure printed is the one used.
 const MAX_CONCURRENT: usize = 4;
 
@@ -455,7 +457,20 @@ pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
         .map_err(|e| Failure::Run(format!("cannot start the async runtime: {e}")))?;
 
     eprintln!("soak: codemode serve --http --sandbox native, {CLIENTS} clients x {per_client}");
-    let mut serve = Serve::start(codemode, &demo.config, &token)?;
+    // Every execute_python without a session opens one, which lives until
+    // idle: here briefly, so that the tree can be seen back at its baseline.
+    let config = demo.dir.path().join("soak.toml");
+    let text = std::fs::read_to_string(&demo.config)
+        .map_err(|e| Failure::Setup(format!("config: {e}")))?;
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[serve]\nsession_idle = \"{}ms\"\n",
+            SESSION_IDLE.as_millis()
+        ),
+    )
+    .map_err(|e| Failure::Setup(format!("config: {e}")))?;
+    let mut serve = Serve::start(codemode, &config, &token)?;
     let pid = serve.pid();
     let url = serve.url.clone();
 
@@ -482,6 +497,8 @@ pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
         }
         None => return Err(Failure::Run("soak: the warm-up ran nothing".into())),
     }
+    // The warm-up's session ends once idle, before the baseline is taken.
+    std::thread::sleep(SESSION_IDLE * 3);
     let (baseline, _) = settle(pid, None, Duration::from_secs(5));
     let rss_start = rss(pid);
 

@@ -20,11 +20,11 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::view::{self, Shape, View, START_GRACE};
-use super::{Served, MODULE_URI};
+use super::{sessions, Served, MODULE_URI};
 use codemode_mcp::catalog::Catalog;
 use codemode_mcp::discovery;
 use codemode_mcp::index;
-use codemode_run::{Options, Outcome, Report, RunError};
+use codemode_run::{CellOutcome, Report, RunError};
 use codemode_sandbox::{OutputSink, Stream};
 
 /// Most text one notification carries: a script printing fast has its
@@ -100,8 +100,11 @@ pub fn tools(
 {example} with keyword arguments; results are dicts, lists or strings, and a failed call raises \
 mcp_tools.ToolError. Do the whole job in one script: call tools, loop, filter, and print only what \
 you need. Find tools with search_tools (in code: print(mcp_tools.search(\"words\"))); read exact \
-signatures with get_api. No network but the tools; nothing persists between runs. Time limit \
-{} s unless timeout_s says otherwise (at most {}).\n\n",
+signatures with get_api. No network but the tools. State persists: a result names its `session`; \
+pass it back as `session` to run more code with the variables, imports and files of earlier calls \
+(omit it to start afresh; an unused session ends after {}). Time limit {} s a call unless timeout_s \
+says otherwise (at most {}).\n\n",
+        humantime::format_duration(shape.session_idle),
         seconds(default_s),
         seconds(max_s)
     );
@@ -133,6 +136,7 @@ signatures with get_api. No network but the tools; nothing persists between runs
             "type": "object",
             "properties": {
                 "code": {"type": "string", "description": "A Python 3 script; print the results."},
+                "session": {"type": "string", "description": "The `session` of an earlier result: run in it, with what earlier code defined. Omit it to start a new session."},
                 "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": max_s, "description": "Time limit in seconds."},
             },
             "required": ["code"],
@@ -198,9 +202,10 @@ fn report_schema() -> Value {
             }}},
             "tool_calls_dropped": {"type": "integer", "minimum": 0},
             "error": nullable("string"),
+            "session": nullable("string"),
         },
         "required": ["success", "exit_code", "stdout", "stderr", "timed_out", "truncated",
-                     "duration_ms", "sandbox", "tool_calls", "error"],
+                     "duration_ms", "sandbox", "tool_calls", "error", "session"],
     })
 }
 
@@ -490,37 +495,66 @@ impl CodemodeServer {
                 _ => return text_result("timeout_s must be a positive number of seconds", true),
             },
         }
-        let options = Options {
-            backend: base.backend,
-            limits,
-            allow: base.allow.clone(),
-            env: base.env.clone(),
-            args: Vec::new(),
+        let timeout = limits.timeout;
+        let wanted = match arguments.get("session") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() => match self.served.sessions.get(id) {
+                Some(entry) => Some((id.clone(), entry)),
+                None => {
+                    return text_result(sessions::unknown(id, self.served.sessions.idle()), true)
+                }
+            },
+            Some(_) => {
+                return text_result(
+                    "`session` must be the `session` string of an earlier result",
+                    true,
+                )
+            }
         };
+        let output_bytes = limits.output_bytes;
 
         // Output and heartbeats flow from here on: waiting for a slot or for
         // a server to start can take long too.
         let (lines, received) = mpsc::unbounded_channel::<(Stream, Vec<u8>)>();
-        let sink = OutputSink::ends(
+        let sink = Arc::new(OutputSink::ends(
             self.served.max_output,
-            options.limits.output_bytes,
+            output_bytes,
             Some(Box::new(move |stream, bytes: &[u8]| {
                 // The run may outlive the forwarder only when the client is gone.
                 let _ = lines.send((stream, bytes.to_vec()));
             })),
-        );
+        ));
         let forwarder = self
             .live_target(&context)
             .map(|target| tokio::spawn(forward(received, context.peer.clone(), target)));
 
-        let outcome = self.run_when_ready(code, &options, &sink, &context).await;
+        let outcome = self
+            .run_cell(code, timeout, wanted, Arc::clone(&sink), &context)
+            .await;
         let max_output = self.served.max_output;
         let result = match outcome {
             Err(refused) => refused,
-            // A lost run's report says so in its `error`; what ran until
+            // A lost session's report says so in its `error`; what ran until
             // then is worth more to the client than the message alone.
-            Ok(Ok(outcome)) => report_result(outcome.into_report(), &sink, max_output),
-            Ok(Err(err)) => {
+            Ok((session, Ok(cell))) => {
+                let lost = matches!(cell, CellOutcome::SessionLost(_));
+                let mut report = match cell {
+                    CellOutcome::Done(report) | CellOutcome::SessionLost(report) => report,
+                };
+                if lost {
+                    self.served.sessions.remove(&session);
+                    if let Some(error) = &mut report.error {
+                        error.push_str(". Omit `session` to start a new one");
+                    }
+                }
+                report_result(
+                    report,
+                    Some(session.as_str()).filter(|_| !lost),
+                    &sink,
+                    max_output,
+                )
+            }
+            Ok((_, Err(err))) => {
                 tracing::info!("execute_python: could not run: {err}");
                 text_result(format!("codemode could not run the code: {err}"), true)
             }
@@ -534,16 +568,18 @@ impl CodemodeServer {
         result
     }
 
-    /// Waits for a slot and for the servers `code` names that are still
-    /// starting (each no longer than its own start may take), then runs it
-    /// with the stub module of every server up by then.
-    async fn run_when_ready(
+    /// Waits for a slot, then runs `code` as the next cell of the `wanted`
+    /// session, or of a new one: started once the servers `code` names that
+    /// are still starting are up (each no longer than its own start may
+    /// take), with the stub module of every server up by then.
+    async fn run_cell(
         &self,
         code: &str,
-        options: &Options,
-        sink: &OutputSink,
+        timeout: std::time::Duration,
+        wanted: Option<(String, sessions::Entry)>,
+        sink: Arc<OutputSink>,
         context: &RequestContext<RoleServer>,
-    ) -> Result<Result<Outcome, RunError>, CallToolResult> {
+    ) -> Result<(String, Result<CellOutcome, RunError>), CallToolResult> {
         // Waiting ends with the caller's cancellation too.
         let _permit = tokio::select! {
             permit = self.served.slots.acquire() => match permit {
@@ -552,28 +588,53 @@ impl CodemodeServer {
             },
             _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
         };
-        let views = &self.served.views;
-        let (named, longest) = views.named_and_starting(code);
-        let ready = async {
-            views.settled_all(START_GRACE).await;
-            views.settled(&named, longest).await
+        let (id, entry) = match wanted {
+            Some(found) => found,
+            None => {
+                let views = &self.served.views;
+                let (named, longest) = views.named_and_starting(code);
+                let ready = async {
+                    views.settled_all(START_GRACE).await;
+                    views.settled(&named, longest).await
+                };
+                let view = tokio::select! {
+                    view = ready => view,
+                    _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
+                };
+                let opening = self
+                    .served
+                    .runner
+                    .open_session(&view.module.text, &self.served.session_options);
+                let session = tokio::select! {
+                    session = opening => session,
+                    _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
+                };
+                let session = match session {
+                    Ok(session) => session,
+                    Err(err) => return Ok((String::new(), Err(err))),
+                };
+                let id = match session_id() {
+                    Ok(id) => id,
+                    Err(err) => return Ok((String::new(), Err(err))),
+                };
+                let entry = self.served.sessions.insert(id.clone(), session);
+                (id, entry)
+            }
         };
-        let view = tokio::select! {
-            view = ready => view,
+        let mut session = tokio::select! {
+            session = entry.session.lock() => session,
             _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
         };
-        Ok(self
-            .served
-            .runner
-            .run(
-                &view.module.text,
-                "main.py",
-                code,
-                options,
-                sink,
-                context.ct.clone(),
-            )
-            .await)
+        let cell = tokio::select! {
+            cell = session.execute(code, timeout, sink) => cell,
+            // The cell cannot be told apart from its session: both go.
+            _ = context.ct.cancelled() => {
+                drop(session);
+                self.served.sessions.remove(&id);
+                return Err(text_result("cancelled: the cell and its session were ended", true));
+            }
+        };
+        Ok((id, Ok(cell)))
     }
 
     /// Where live output goes: progress notifications when the client gave a
@@ -603,10 +664,15 @@ impl CodemodeServer {
 /// person or a model reads (the output, the tool calls, how it ended) that
 /// repeats only the output. Each stream holds at most `keep` bytes, less
 /// (and fewer tool calls) if that is what it takes to fit `RESULT_BYTES`.
-fn report_result(mut report: Report, sink: &OutputSink, keep: usize) -> CallToolResult {
+fn report_result(
+    mut report: Report,
+    session: Option<&str>,
+    sink: &OutputSink,
+    keep: usize,
+) -> CallToolResult {
     let mut keep = keep;
     loop {
-        let result = rendered(&report);
+        let result = rendered(&report, session);
         let size = serde_json::to_vec(&result).map_or(usize::MAX, |json| json.len());
         if size <= RESULT_BYTES {
             tracing::info!("execute_python: {}", status(&report));
@@ -631,7 +697,7 @@ fn report_result(mut report: Report, sink: &OutputSink, keep: usize) -> CallTool
     }
 }
 
-fn rendered(report: &Report) -> CallToolResult {
+fn rendered(report: &Report, session: Option<&str>) -> CallToolResult {
     let mut text = report.stdout.clone();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -664,10 +730,28 @@ fn rendered(report: &Report) -> CallToolResult {
             ));
         }
     }
+    if let Some(id) = session {
+        text.push_str(&format!("[session {id}]\n"));
+    }
     text.push_str(&format!("[{}]", status(report)));
     let mut result = text_result(text, !report.success);
-    result.structured_content = Some(serde_json::to_value(report).unwrap_or(Value::Null));
+    let mut structured = serde_json::to_value(report).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut structured {
+        fields.insert(
+            "session".into(),
+            session.map_or(Value::Null, |id| json!(id)),
+        );
+    }
+    result.structured_content = Some(structured);
     result
+}
+
+/// A new session's id: 128 random bits, since any client of this serve that
+/// knows an id can run code in its session.
+fn session_id() -> Result<String, RunError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|err| RunError::Token(err.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// How a run ended, on one line: `exit code 0, 12 ms, 3 tool calls`.
@@ -948,7 +1032,7 @@ mod tests {
     #[test]
     fn the_text_result_is_the_output_then_how_the_run_ended() {
         let sink = OutputSink::ends(100, 100, None);
-        let result = report_result(report("hi", "Traceback\n"), &sink, 100);
+        let result = report_result(report("hi", "Traceback\n"), None, &sink, 100);
         assert_eq!(
             text_of(&result),
             "hi\n--- stderr ---\nTraceback\n[exit code 1, 12 ms, 0 tool calls]"
@@ -962,7 +1046,7 @@ mod tests {
         let sink = OutputSink::ends(100, 100, None);
         let mut report = report("", "");
         report.tool_calls = vec![call(true), call(false)];
-        let text = text_of(&report_result(report, &sink, 100));
+        let text = text_of(&report_result(report, None, &sink, 100));
         assert_eq!(
             text,
             "--- tool calls ---\nnews.search: ok, 3 ms\nnews.search: failed (tool_error), 3 ms\n\
@@ -976,7 +1060,7 @@ mod tests {
         let mut report = report("", "");
         report.tool_calls = vec![call(true); 25];
         report.tool_calls_dropped = 5;
-        let text = text_of(&report_result(report, &sink, 100));
+        let text = text_of(&report_result(report, None, &sink, 100));
         assert_eq!(
             text.matches("news.search: ok").count(),
             TEXT_CALLS,
@@ -999,7 +1083,7 @@ mod tests {
         let captured = sink.captured();
         let mut report = report(&captured.stdout, &captured.stderr);
         report.tool_calls = vec![call(true); 1000];
-        let result = report_result(report, &sink, keep);
+        let result = report_result(report, None, &sink, keep);
         let size = serde_json::to_vec(&result).unwrap().len();
         assert!(size <= RESULT_BYTES, "{size}");
         let structured = result.structured_content.unwrap();
@@ -1019,7 +1103,9 @@ mod tests {
         report.stdout_dropped_bytes = captured.stdout_dropped;
         report.tool_calls = vec![call(false)];
         report.tool_calls_dropped = 2;
-        let structured = report_result(report, &sink, 4).structured_content.unwrap();
+        let structured = report_result(report, None, &sink, 4)
+            .structured_content
+            .unwrap();
         let schema = report_schema();
         let properties = schema["properties"].as_object().unwrap();
         for key in structured.as_object().unwrap().keys() {

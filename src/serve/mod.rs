@@ -10,6 +10,7 @@
 //! after that.
 
 mod handler;
+mod sessions;
 mod view;
 mod wire;
 
@@ -41,6 +42,9 @@ pub const DEFAULT_MAX_OUTPUT: usize = 32 * 1024;
 pub struct Served {
     pub runner: Runner,
     pub options: Options,
+    /// A session's limits: `options`' with the session's lifetime.
+    pub session_options: Options,
+    pub sessions: sessions::Sessions,
     pub max_timeout: Duration,
     /// Bytes of each stream a result holds.
     pub max_output: usize,
@@ -101,10 +105,15 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         default_timeout: options.limits.timeout,
         max_timeout,
         index_budget: args.index_budget,
+        session_idle: config.serve.session_idle,
     };
+    let mut session_options = options.clone();
+    session_options.limits.timeout = config.serve.session_lifetime;
     let served = Arc::new(Served {
         runner,
         options,
+        session_options,
+        sessions: sessions::Sessions::new(config.serve.sessions, config.serve.session_idle),
         max_timeout,
         max_output,
         slots: tokio::sync::Semaphore::new(args.max_concurrent.max(1)),
@@ -116,6 +125,15 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         async move {
             let registry = Arc::clone(served.runner.registry());
             served.views.start_all(&registry).await;
+        }
+    });
+    let sweeping = tokio::spawn({
+        let served = Arc::clone(&served);
+        async move {
+            loop {
+                tokio::time::sleep(served.sessions.sweep_every()).await;
+                served.sessions.sweep();
+            }
         }
     });
     // Until the tokenizer is loaded the index's sizes are guessed; then it is
@@ -136,6 +154,8 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     starting.abort();
     let _ = starting.await;
     drop(counted);
+    sweeping.abort();
+    served.sessions.close_all().await;
     served.runner.shutdown().await;
     result
 }

@@ -43,6 +43,8 @@ pub struct Shape {
     pub default_timeout: Duration,
     pub max_timeout: Duration,
     pub index_budget: usize,
+    /// How long an unused session lives.
+    pub session_idle: Duration,
 }
 
 enum Status {

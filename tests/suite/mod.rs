@@ -13,6 +13,7 @@ mod gen_bridge;
 mod init;
 mod security;
 mod serve;
+mod sessions;
 mod third_party;
 mod upstream;
 mod users;

@@ -170,9 +170,10 @@ for name in os.listdir(tmp):
         attempt("list %s/%s" % (name, sub), lambda: os.listdir(os.path.join(run, sub)))
     attempt("plant sitecustomize.py", lambda: plant(os.path.join(run, "inputs", "sitecustomize.py")))
     attempt("plant mcp_tools.py", lambda: plant(os.path.join(run, "inputs", "mcp_tools.py")))
-    for script in ["victim.py", "main.py"]:
+    for script in ["victim.py", "codemode_kernel.py"]:
         attempt("read " + script, lambda: open(os.path.join(run, "inputs", script)).read())
     attempt("connect to the bridge", lambda: connect(os.path.join(run, "bridge", "bridge.sock")))
+    attempt("connect to a session's kernel", lambda: connect(os.path.join(run, "bridge", "kernel.sock")))
 for pid in os.listdir("/proc"):
     # This script's own command line names the marker too.
     if not pid.isdigit() or int(pid) == os.getpid():
@@ -183,6 +184,10 @@ for pid in os.listdir("/proc"):
         continue
     uids = [l.split()[1:] for l in status.splitlines() if l.startswith("Uid:")][0]
     if str(victim) not in uids and victim != -1:
+        continue
+    # The attacker's own processes (another attack running at the same time
+    # names the marker too) prove nothing.
+    if str(os.getuid()) in uids:
         continue
     if marker not in open("/proc/%s/cmdline" % pid).read():
         continue
@@ -342,17 +347,24 @@ async def main():
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_live_run(&place, "main.py");
-    let outcome = attack(&place, &mallory, victim_uid, "/workspace/main.py");
+    // A serve run is a cell of a session, which the kernel runs.
+    wait_for_live_run(&place, "codemode_kernel.py");
+    let outcome = attack(
+        &place,
+        &mallory,
+        victim_uid,
+        "/workspace/codemode_kernel.py",
+    );
     let output = client.wait_with_output().unwrap();
-    let _ = serve.kill();
+    // Stopped as a supervisor would: its sessions end with it.
+    common::send_signal(serve.id(), "TERM");
     let _ = serve.wait();
 
     assert_every_attempt_failed(&outcome, &format!("serve run of {victim:?}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(
-            r#"RESULT {"stdout": "['main.py', 'mcp_tools.py']\nTrue\n", "success": true}"#
+            r#"RESULT {"stdout": "['codemode_kernel.py', 'mcp_tools.py']\nTrue\n", "success": true}"#
         ),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)

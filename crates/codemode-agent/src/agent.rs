@@ -118,7 +118,7 @@ impl Agent<'_> {
         let result = self
             .steps(&mut trace, task, tools, max_steps, &session)
             .await;
-        if let Some(session) = session.into_inner() {
+        if let Some(mut session) = session.into_inner() {
             let _ = session.close().await;
         }
         trace.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -357,7 +357,7 @@ impl Agent<'_> {
             CellOutcome::Done(report) => report,
             CellOutcome::SessionLost(mut report) => {
                 // Said, never hidden: the next script starts a new session.
-                if let Some(lost) = slot.take() {
+                if let Some(mut lost) = slot.take() {
                     let _ = lost.close().await;
                 }
                 if let Some(error) = &mut report.error {

@@ -132,12 +132,31 @@ pub struct BridgeConfig {
     pub listen: Option<std::net::SocketAddr>,
 }
 
-/// `[serve]`: what `codemode serve` sends back.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+/// `[serve]`: what `codemode serve` sends back, and how long its sessions live.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
     /// Output of each stream an `execute_python` result holds, like "32k".
     pub max_output: Option<ByteSize>,
+    /// Sessions kept at once; past that the least recently used one ends.
+    pub sessions: usize,
+    /// A session unused this long ends.
+    #[serde(with = "duration::required")]
+    pub session_idle: Duration,
+    /// No session lives longer than this.
+    #[serde(with = "duration::required")]
+    pub session_lifetime: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_output: None,
+            sessions: 8,
+            session_idle: Duration::from_secs(600),
+            session_lifetime: Duration::from_secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -354,9 +354,17 @@ impl Session {
     }
 
     /// Ends the session: the sandbox and all it started killed, the grant
-    /// revoked, the directory removed.
-    pub async fn close(mut self) -> Result<(), RunError> {
+    /// revoked, the directory removed. Closing it again does nothing.
+    pub async fn close(&mut self) -> Result<(), RunError> {
+        self.lost
+            .get_or_insert_with(|| "the session was ended".into());
         self.end().await
+    }
+
+    /// A handle that kills the session's sandbox without waiting for the
+    /// session (a cell may be running): the cell then finds it lost.
+    pub fn killer(&self) -> CancellationToken {
+        self.kill.clone()
     }
 
     async fn end(&mut self) -> Result<(), RunError> {
