@@ -40,6 +40,9 @@ _codemode() {
             codemode,init)
                 cmd="codemode__subcmd__init"
                 ;;
+            codemode,repl)
+                cmd="codemode__subcmd__repl"
+                ;;
             codemode,serve)
                 cmd="codemode__subcmd__serve"
                 ;;
@@ -70,6 +73,9 @@ _codemode() {
             codemode__subcmd__help,init)
                 cmd="codemode__subcmd__help__subcmd__init"
                 ;;
+            codemode__subcmd__help,repl)
+                cmd="codemode__subcmd__help__subcmd__repl"
+                ;;
             codemode__subcmd__help,serve)
                 cmd="codemode__subcmd__help__subcmd__serve"
                 ;;
@@ -83,7 +89,7 @@ _codemode() {
 
     case "${cmd}" in
         codemode)
-            opts="-v -q -h -V --config --mcp-json --verbose --quiet --help --version gen-bridge bridge exec ask serve init doctor tools completions help"
+            opts="-v -q -h -V --config --mcp-json --verbose --quiet --help --version gen-bridge bridge exec ask repl serve init doctor tools completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,7 +359,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__help)
-            opts="gen-bridge bridge exec ask serve init doctor tools completions help"
+            opts="gen-bridge bridge exec ask repl serve init doctor tools completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -478,6 +484,20 @@ _codemode() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        codemode__subcmd__help__subcmd__repl)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         codemode__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -526,6 +546,48 @@ _codemode() {
                     return 0
                     ;;
                 --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mcp-json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        codemode__subcmd__repl)
+            opts="-v -q -h -V --sandbox --timeout --lifetime --server --allow --config --mcp-json --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sandbox)
+                    COMPREPLY=($(compgen -W "auto docker native" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lifetime)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,7 @@ complete -c codemode -n "__fish_codemode_needs_command" -f -a "gen-bridge" -d 'G
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
+complete -c codemode -n "__fish_codemode_needs_command" -f -a "repl" -d 'An interactive Python prompt in a sandbox, with the configured tools imported'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
 complete -c codemode -n "__fish_codemode_needs_command" -f -a "doctor" -d 'Say what this machine lets each sandbox enforce: layers, limits, the script\'s user'
@@ -108,6 +109,19 @@ complete -c codemode -n "__fish_codemode_using_subcommand ask" -s v -l verbose -
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s V -l version -d 'Print version'
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l sandbox -d 'Where the session runs (default: [sandbox] backend)' -r -f -a "auto\t'Docker when an engine answers, the native sandbox otherwise'
+docker\t'One container per run on the Docker engine'
+native\t'Namespaces, Landlock and seccomp on this host, no engine needed'"
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l timeout -d 'Time limit of each input, like 30s (default: [sandbox] timeout)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l lifetime -d 'How long the session may live (default: [serve] session_lifetime, else 1h)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l server -d 'Only these servers (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -s q -l quiet -d 'Only errors on stderr'
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -s V -l version -d 'Print version'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l http -d 'Serve streamable HTTP at http://ADDR/mcp instead of stdio (like 127.0.0.1:8080)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow-host -d 'With --http: a Host the server answers to besides loopback and the bind address (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l allow-origin -d 'With --http: a browser Origin allowed to call (repeatable; others are refused)' -r
@@ -163,13 +177,14 @@ complete -c codemode -n "__fish_codemode_using_subcommand completions" -s v -l v
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c codemode -n "__fish_codemode_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "doctor" -d 'Say what this machine lets each sandbox enforce: layers, limits, the script\'s user'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask serve init doctor tools completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "gen-bridge" -d 'Generate mcp_tools.py: a typed, documented Python API of the configured servers\' tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "bridge" -d 'Run the RPC bridge that sandboxed code calls to reach MCP tools'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "exec" -d 'Run a Python file in a sandbox, with the configured tools available'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "ask" -d 'Give a task to an LLM that writes and runs code until it has an answer'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "repl" -d 'An interactive Python prompt in a sandbox, with the configured tools imported'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "serve" -d 'Serve `execute_python` and tool discovery as one MCP server over all the others'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "init" -d 'Set up codemode.toml from the MCP servers your desktop clients and editors already use'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "doctor" -d 'Say what this machine lets each sandbox enforce: layers, limits, the script\'s user'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "tools" -d 'List the configured servers\' tools, with one-line descriptions'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c codemode -n "__fish_codemode_using_subcommand help; and not __fish_seen_subcommand_from gen-bridge bridge exec ask repl serve init doctor tools completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

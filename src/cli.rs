@@ -110,6 +110,17 @@ Exit status: 0 answered, 2 usage or configuration (a missing key, an unknown mod
 be set up or was lost mid-run.")]
     Ask(AskArgs),
 
+    /// An interactive Python prompt in a sandbox, with the configured tools imported
+    #[command(after_help = "\
+Examples:
+  codemode repl                      the tools of every configured server, in the default sandbox
+  codemode repl --server news        only the news server's tools
+
+Everything runs in one session: what you define stays until you leave. Ctrl-C
+interrupts the running code (or clears the line), Ctrl-D ends the session.
+Each input has --timeout to finish; the session lives at most --lifetime.")]
+    Repl(ReplArgs),
+
     /// Serve `execute_python` and tool discovery as one MCP server over all the others
     #[command(after_help = "\
 Examples:
@@ -469,6 +480,29 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ReplArgs {
+    /// Where the session runs (default: [sandbox] backend)
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub sandbox: Option<codemode_config::Backend>,
+
+    /// Time limit of each input, like 30s (default: [sandbox] timeout)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// How long the session may live (default: [serve] session_lifetime, else 1h)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lifetime: Option<std::time::Duration>,
+
+    /// Only these servers (repeatable)
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+
+    /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
+    #[arg(long, value_name = "SERVER.TOOL")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Serve(args) => block_on(serve::run(&ctx, &args)),
         Command::Init(args) => commands::init::run(&ctx, &args),
         Command::Doctor(args) => block_on(commands::doctor::run(&ctx, &args)),
+        Command::Repl(args) => block_on(commands::repl::run(&ctx, &args)),
     }
 }
 

@@ -6,4 +6,5 @@ pub mod doctor;
 pub mod exec;
 pub mod gen_bridge;
 pub mod init;
+pub mod repl;
 pub mod tools;

@@ -11,6 +11,7 @@ mod faults;
 mod fuzz_regressions;
 mod gen_bridge;
 mod init;
+mod repl;
 mod security;
 mod serve;
 mod sessions;

@@ -6,6 +6,8 @@ socket, takes one JSON line per request and answers each with one JSON line:
     {"op": "env", "vars": {...}}             -> {"ok": true}
     {"op": "run", "cell": N, "code": "...", "timeout": SECONDS}
                                              -> {"cell": N, "status": S, "timed_out": B}
+    {"op": "interrupt"}                      -> (none: the running cell gets
+                                                 KeyboardInterrupt)
 
 A cell's output goes to the process's own stdout and stderr, as a script's
 does; once a cell is done, both streams get the end marker
@@ -15,6 +17,7 @@ whatever the cell started. Standard library only.
 
 import json
 import os
+import queue
 import signal
 import socket
 import sys
@@ -35,6 +38,10 @@ def _status_of(exit_code):
     return 1
 
 
+# Set while a cell runs, so that an interrupt never lands between cells.
+_RUNNING = threading.Event()
+
+
 def _run(code, cell, timeout, namespace):
     timer = None
     timed_out = threading.Event()
@@ -47,6 +54,7 @@ def _run(code, cell, timeout, namespace):
     status = 0
     # Between cells a late interrupt must not end the kernel.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    _RUNNING.set()
     try:
         compiled = compile(code, "<cell %d>" % cell, "exec")
         if timeout and timeout > 0:
@@ -60,7 +68,7 @@ def _run(code, cell, timeout, namespace):
         if timed_out.is_set():
             print("KeyboardInterrupt: the cell ran past its time limit", file=sys.stderr)
         else:
-            traceback.print_exc()
+            print("KeyboardInterrupt", file=sys.stderr)
         status = 1
     except BaseException:
         # The cell's own frames only: the kernel's are not the user's business.
@@ -68,6 +76,7 @@ def _run(code, cell, timeout, namespace):
         traceback.print_exception(kind, value, tb.tb_next if tb else None)
         status = 1
     finally:
+        _RUNNING.clear()
         if timer is not None:
             timer.cancel()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -96,9 +105,23 @@ def main():
         import mcp_tools  # noqa: F401
     except Exception:
         traceback.print_exc()
+    # Requests are read apart from the cells, so that an interrupt reaches
+    # a cell while it runs.
+    pending = queue.Queue()
+
+    def read():
+        for line in requests:
+            request = json.loads(line)
+            if request.get("op") == "interrupt":
+                if _RUNNING.is_set():
+                    os.kill(os.getpid(), signal.SIGINT)
+                continue
+            pending.put(request)
+        pending.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
     answer({"ready": True})
-    for line in requests:
-        request = json.loads(line)
+    for request in iter(pending.get, None):
         if request.get("op") == "env":
             os.environ.update(request.get("vars", {}))
             answer({"ok": True})

@@ -15,5 +15,5 @@ pub use error::RunError;
 pub use options::Options;
 pub use report::{Exit, Outcome, Report};
 pub use runner::Runner;
-pub use session::{CellOutcome, Session};
+pub use session::{CellOutcome, Interrupter, Session};
 pub use signals::{Signal, StopSignals};

@@ -59,8 +59,27 @@ impl CellOutcome {
     }
 }
 
+/// Interrupts the running cell of a session (`KeyboardInterrupt`), from
+/// anywhere: a Ctrl-C handler while the cell runs.
+#[derive(Clone)]
+pub struct Interrupter {
+    writer: Writer,
+}
+
+type Writer = Arc<tokio::sync::Mutex<Option<OwnedWriteHalf>>>;
+
+impl Interrupter {
+    /// Asks the kernel to interrupt the cell it runs (nothing if none runs).
+    pub async fn interrupt(&self) {
+        if let Some(write) = self.writer.lock().await.as_mut() {
+            let _ = write.write_all(b"{\"op\": \"interrupt\"}\n").await;
+        }
+    }
+}
+
 pub struct Session {
-    kernel: Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
+    reader: Option<BufReader<OwnedReadHalf>>,
+    writer: Writer,
     router: Arc<Router>,
     running: Option<JoinHandle<Result<Finished, SandboxError>>>,
     kill: CancellationToken,
@@ -158,7 +177,8 @@ impl Session {
             }
         });
         let mut session = Session {
-            kernel: None,
+            reader: None,
+            writer: Arc::new(tokio::sync::Mutex::new(None)),
             router,
             running: Some(running),
             kill,
@@ -200,7 +220,8 @@ impl Session {
             .map_err(|_| format!("the kernel did not start within {START_LIMIT:?}"))?
             .map_err(|err| err.to_string())?;
         let (read, write) = stream.into_split();
-        self.kernel = Some((BufReader::new(read), write));
+        self.reader = Some(BufReader::new(read));
+        *self.writer.lock().await = Some(write);
         let token = self.grant.as_ref().map(Grant::token).unwrap_or_default();
         let ready = self.ask_kernel(None, START_LIMIT).await?;
         if ready.get("ready").and_then(serde_json::Value::as_bool) != Some(true) {
@@ -217,14 +238,16 @@ impl Session {
         request: Option<serde_json::Value>,
         within: Duration,
     ) -> Result<serde_json::Value, String> {
-        let (read, write) = self.kernel.as_mut().ok_or("no kernel")?;
         if let Some(request) = request {
             let line = request.to_string() + "\n";
+            let mut writer = self.writer.lock().await;
+            let write = writer.as_mut().ok_or("no kernel")?;
             write
                 .write_all(line.as_bytes())
                 .await
                 .map_err(|err| format!("the kernel is gone ({err})"))?;
         }
+        let read = self.reader.as_mut().ok_or("no kernel")?;
         let mut line = String::new();
         match tokio::time::timeout(within, read.read_line(&mut line)).await {
             Err(_) => Err("no answer".into()),
@@ -232,6 +255,13 @@ impl Session {
             Ok(Ok(0)) => Err("the kernel is gone".into()),
             Ok(Ok(_)) => serde_json::from_str(&line)
                 .map_err(|err| format!("the kernel said `{}`: {err}", line.trim())),
+        }
+    }
+
+    /// Interrupts this session's cells while one runs elsewhere.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter {
+            writer: Arc::clone(&self.writer),
         }
     }
 
@@ -368,7 +398,8 @@ impl Session {
     }
 
     async fn end(&mut self) -> Result<(), RunError> {
-        self.kernel = None;
+        self.reader = None;
+        *self.writer.lock().await = None;
         self.kill.cancel();
         if let Some(running) = self.running.take() {
             let _ = running.await;
