@@ -9,6 +9,7 @@ mod memory;
 mod process;
 mod report;
 mod scenario;
+mod sessions;
 mod soak;
 mod stats;
 mod tokens;
@@ -27,7 +28,7 @@ use process::{Bridge, TempDir};
 use stats::{micros, Summary};
 
 const USAGE: &str =
-    "usage: codemode-bench (bridge|exec|tokens|scenario|gen-bridge|memory|soak|all) [--quick] [--json FILE]
+    "usage: codemode-bench (bridge|exec|tokens|scenario|gen-bridge|memory|sessions|soak|all) [--quick] [--json FILE]
 
 bridge: tool calls through `codemode bridge` against a direct MCP client and
         against a new MCP session per call.
@@ -39,6 +40,8 @@ scenario: examples/news_summary.py end to end with `codemode exec`, against
         the same script on a long-running bridge.
 gen-bridge: `codemode gen-bridge` for 10 servers of 100 tools each.
 memory: peak RSS of the bridge idle and under load, and of one exec.
+sessions: execute_python in a new session against a cell of a live one, per
+        backend, over stdio; the memory of an idle session.
 soak:   16 MCP clients running checked scripts through one `codemode serve
         --http`; fails on an error, a wrong output or a process or fd leak.
 all:    every benchmark above; --json writes one file with every figure.
@@ -171,13 +174,14 @@ fn main() -> ExitCode {
     }
 }
 
-const BENCHES: [&str; 7] = [
+const BENCHES: [&str; 8] = [
     "bridge",
     "exec",
     "tokens",
     "scenario",
     "gen-bridge",
     "memory",
+    "sessions",
     // Last: a failure here ends `all`, and the others' figures are printed first.
     "soak",
 ];
@@ -210,6 +214,11 @@ fn run_one(bench: &str, quick: bool) -> Result<Value, Failure> {
             let figures = memory::run(&codemode, quick)?;
             print!("{}", memory::table(&figures));
             memory::json(&figures)
+        }
+        "sessions" => {
+            let figures = sessions::run(&codemode, quick)?;
+            print!("{}", sessions::table(&figures));
+            sessions::json(&figures)
         }
         "soak" => {
             let figures = soak::run(&codemode, quick)?;

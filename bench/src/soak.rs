@@ -208,7 +208,7 @@ fn stat(pid: u32) -> Option<(char, u32, u64)> {
 
 /// `root` and every descendant, with start times. Zombies are included: an
 /// unreaped child is a leak too.
-fn tree(root: u32) -> Vec<(u32, u64)> {
+pub(crate) fn tree(root: u32) -> Vec<(u32, u64)> {
     let mut all = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -245,7 +245,7 @@ fn census(pid: u32) -> Census {
     }
 }
 
-fn vm_rss(pid: u32) -> u64 {
+pub(crate) fn vm_rss(pid: u32) -> u64 {
     memory::status_kb(pid, "VmRSS").unwrap_or(0)
 }
 

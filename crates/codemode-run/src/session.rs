@@ -91,6 +91,7 @@ pub struct Session {
     backend_name: &'static str,
     cells: u64,
     calls_seen: usize,
+    dropped_seen: u64,
     lost: Option<String>,
 }
 
@@ -170,10 +171,15 @@ impl Session {
         let running = tokio::spawn({
             let (router, kill, backend) = (Arc::clone(&router), kill.clone(), Arc::clone(&backend));
             async move {
+                let relay = Arc::clone(&router);
                 let sink = OutputSink::relay(Box::new(move |stream, bytes: &[u8]| {
-                    router.take(stream, bytes)
+                    relay.take(stream, bytes)
                 }));
-                backend.run(&spec, &sink, kill).await
+                let finished = backend.run(&spec, &sink, kill).await;
+                // A kernel can outlive what watched its sandbox (an engine
+                // gone mid-run): the session ends with the watching.
+                router.sandbox_ended.notify_one();
+                finished
             }
         });
         let mut session = Session {
@@ -190,6 +196,7 @@ impl Session {
             backend_name: backend.name(),
             cells: 0,
             calls_seen: 0,
+            dropped_seen: 0,
             lost: None,
         };
         match session.connect(kernel_listener).await {
@@ -295,6 +302,7 @@ impl Session {
         let answer = tokio::select! {
             answer = self.ask_kernel(Some(request), deadline) => answer,
             () = router.flooded.notified() => Err("flooded".into()),
+            () = router.sandbox_ended.notified() => Err("ended".into()),
         };
         let answer = match answer {
             Ok(answer) => answer,
@@ -311,9 +319,10 @@ impl Session {
                     let how = self.ended().await;
                     format!("the session's sandbox ended ({how}): its variables are gone")
                 };
-                self.lose(why.clone()).await;
-                let report =
-                    self.report(&sink, started, None, why.contains("time limit"), Some(why));
+                // Reported before the grant goes: its calls are the cell's.
+                let timed_out = why.contains("time limit");
+                let report = self.report(&sink, started, None, timed_out, Some(why.clone()));
+                self.lose(why).await;
                 return CellOutcome::SessionLost(report);
             }
         };
@@ -343,8 +352,12 @@ impl Session {
         self.router.end();
         let captured = sink.captured();
         let records = self.grant.as_ref().map(Grant::records).unwrap_or_default();
+        // A session keeps the records of its first calls only; past them a
+        // cell's calls are counted, not listed.
         let calls: Vec<_> = records.kept.into_iter().skip(self.calls_seen).collect();
         self.calls_seen += calls.len();
+        let dropped = records.dropped - self.dropped_seen;
+        self.dropped_seen = records.dropped;
         Report {
             success: exit_code == Some(0) && error.is_none(),
             exit_code,
@@ -357,7 +370,7 @@ impl Session {
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             sandbox: self.backend_name.to_string(),
             tool_calls: calls,
-            tool_calls_dropped: 0,
+            tool_calls_dropped: dropped,
             error,
         }
     }
@@ -449,6 +462,7 @@ struct Router {
     state: Mutex<Route>,
     marked: Notify,
     flooded: Notify,
+    sandbox_ended: Notify,
     flood_seen: AtomicBool,
 }
 
@@ -468,6 +482,7 @@ impl Router {
             state: Mutex::new(Route::default()),
             marked: Notify::new(),
             flooded: Notify::new(),
+            sandbox_ended: Notify::new(),
             flood_seen: AtomicBool::new(false),
         }
     }
