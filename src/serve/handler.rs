@@ -601,10 +601,17 @@ impl CodemodeServer {
                     view = ready => view,
                     _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
                 };
-                let opening = self
-                    .served
-                    .runner
-                    .open_session(&view.module.text, &self.served.session_options);
+                let opening = async {
+                    if let Some(mut warm) = self.served.warm.take(&view.module.text) {
+                        if warm.arm().await.is_ok() {
+                            return Ok(warm);
+                        }
+                    }
+                    self.served
+                        .runner
+                        .open_session(&view.module.text, &self.served.session_options)
+                        .await
+                };
                 let session = tokio::select! {
                     session = opening => session,
                     _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),

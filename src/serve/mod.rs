@@ -12,6 +12,7 @@
 mod handler;
 mod sessions;
 mod view;
+mod warm;
 mod wire;
 
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub struct Served {
     /// A session's limits: `options`' with the session's lifetime.
     pub session_options: Options,
     pub sessions: sessions::Sessions,
+    pub warm: warm::Warm,
     pub max_timeout: Duration,
     /// Bytes of each stream a result holds.
     pub max_output: usize,
@@ -114,6 +116,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         options,
         session_options,
         sessions: sessions::Sessions::new(config.serve.sessions, config.serve.session_idle),
+        warm: warm::Warm::new(config.serve.warm),
         max_timeout,
         max_output,
         slots: tokio::sync::Semaphore::new(args.max_concurrent.max(1)),
@@ -127,6 +130,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
             served.views.start_all(&registry).await;
         }
     });
+    let warming = warm::spawn(Arc::clone(&served));
     let sweeping = tokio::spawn({
         let served = Arc::clone(&served);
         async move {
@@ -155,6 +159,9 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     let _ = starting.await;
     drop(counted);
     sweeping.abort();
+    warming.abort();
+    let _ = warming.await;
+    served.warm.close_all().await;
     served.sessions.close_all().await;
     served.runner.shutdown().await;
     result

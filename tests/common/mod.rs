@@ -248,7 +248,7 @@ pub fn docker_ready() -> bool {
 /// A config with the example servers and a sandbox section for the Docker image.
 pub fn exec_config() -> String {
     format!(
-        "{}\n[sandbox]\nimage = {:?}\n",
+        "{}\n[sandbox]\nimage = {:?}\n\n{NO_WARM}",
         examples_config(),
         docker_image()
     )
@@ -421,8 +421,16 @@ pub fn python_client(
 
 /// The example servers, run in the native sandbox.
 pub fn serve_config() -> String {
-    format!("{}\n[sandbox]\nbackend = \"native\"\n", examples_config())
+    format!(
+        "{}\n[sandbox]\nbackend = \"native\"\n\n{NO_WARM}",
+        examples_config()
+    )
 }
+
+/// No sessions started ahead: tests that count the processes, directories
+/// and runs a serve holds count only those of the calls they make. Ends the
+/// config in its `[serve]` table.
+pub const NO_WARM: &str = "[serve]\nwarm = 0\n";
 
 /// A stdio MCP session spoken line by line, for tests that check the wire
 /// itself (and count its tokens) rather than a client library's view.

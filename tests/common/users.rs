@@ -113,10 +113,11 @@ pub fn shared_bins() -> &'static Path {
 pub fn shared_config(extra: &str) -> String {
     let bins = shared_bins();
     format!(
-        "[servers.news]\ncommand = {:?}\n\n[servers.summarizer]\ncommand = {:?}\n\n[sandbox]\nimage = {:?}\npython = \"/usr/bin/python3\"\n{extra}",
+        "[servers.news]\ncommand = {:?}\n\n[servers.summarizer]\ncommand = {:?}\n\n[sandbox]\nimage = {:?}\npython = \"/usr/bin/python3\"\n{extra}\n{}",
         bins.join("news-server"),
         bins.join("summarizer-server"),
-        super::docker_image()
+        super::docker_image(),
+        super::NO_WARM
     )
 }
 

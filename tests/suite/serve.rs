@@ -1753,10 +1753,7 @@ fn max_output_sets_what_each_stream_keeps() {
 
 #[test]
 fn the_serve_max_output_key_sets_what_each_stream_keeps() {
-    let work = Workdir::with_config(&format!(
-        "{}\n[serve]\nmax_output = \"2k\"\n",
-        serve_config()
-    ));
+    let work = Workdir::with_config(&format!("{}max_output = \"2k\"\n", serve_config()));
     let (report, _) = run_raw(&work, &[], HUNDRED_KB);
     let result = json!({"stdout": report["stdout"], "dropped": report["stdout_dropped_bytes"]});
     assert_cut_in_the_middle(&result, 2048, 100_009);

@@ -241,3 +241,63 @@ async def main():
     assert_eq!(out["own"]["stdout"], "True\n", "{}", out["own"]);
     assert_eq!(out["b"]["stdout"], "unauthorized\n", "{}", out["b"]);
 }
+
+#[test]
+fn a_warm_session_waits_without_its_token_and_serves_the_first_call() {
+    if !common::users::running_as_root() {
+        eprintln!("skipped: reading a sandbox's environment needs root");
+        return;
+    }
+    let Some(out) = client(
+        &config("native", "warm = 1"),
+        r#"
+import os
+
+def kernels():
+    parents = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                stat = open("/proc/%s/stat" % pid).read()
+                parents[int(pid)] = int(stat[stat.rindex(")") + 2:].split()[1])
+            except OSError:
+                pass
+    def mine(pid):
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = parents.get(pid, 0)
+        return False
+    found = []
+    for pid in parents:
+        try:
+            line = open("/proc/%d/cmdline" % pid, "rb").read()
+        except OSError:
+            continue
+        if b"codemode_kernel.py" in line and mine(pid):
+            found.append(pid)
+    return found
+
+async def main():
+    async with client() as c:
+        await c.list_tools()
+        waiting = []
+        for _ in range(300):
+            waiting = kernels()
+            if waiting:
+                break
+            await anyio.sleep(0.1)
+        environ = open("/proc/%d/environ" % waiting[0], "rb").read().decode()
+        first = await run(c, "open('used', 'w').close()\nfrom mcp_tools import news\nprint(len(news.search(query='ai')['articles']) >= 0)")
+        # The file the call wrote is in the warm sandbox's workspace.
+        used = os.path.exists("/proc/%d/root/workspace/used" % waiting[0])
+        done({"waiting": waiting, "token_before": "CODEMODE_BRIDGE_TOKEN" in environ, "first": first, "used": used})
+"#,
+    ) else {
+        return;
+    };
+    assert_eq!(out["waiting"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["token_before"], false, "{out}");
+    assert_eq!(out["first"]["stdout"], "True\n", "{out}");
+    assert_eq!(out["used"], true, "the call ran in the warm sandbox: {out}");
+}

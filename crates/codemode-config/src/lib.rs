@@ -146,6 +146,8 @@ pub struct ServeConfig {
     /// No session lives longer than this.
     #[serde(with = "duration::required")]
     pub session_lifetime: Duration,
+    /// Sessions started ahead, handed to new ones as they come.
+    pub warm: usize,
 }
 
 impl Default for ServeConfig {
@@ -155,6 +157,7 @@ impl Default for ServeConfig {
             sessions: 8,
             session_idle: Duration::from_secs(600),
             session_lifetime: Duration::from_secs(3600),
+            warm: 2,
         }
     }
 }

@@ -216,6 +216,18 @@ impl Runner {
     /// `options`' limits (its `timeout` bounds the session's whole life) and
     /// one grant for its life, cut by the same filter as a run's.
     pub async fn open_session(&self, stubs: &str, options: &Options) -> Result<Session, RunError> {
+        let mut session = self.prepare_session(stubs, options).await?;
+        session.arm().await?;
+        Ok(session)
+    }
+
+    /// A session started ahead: the interpreter up and `stubs` imported,
+    /// but without its token until [`Session::arm`] hands it over.
+    pub async fn prepare_session(
+        &self,
+        stubs: &str,
+        options: &Options,
+    ) -> Result<Session, RunError> {
         let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
         let spec = GrantSpec::new(self.filter(&options.allow));
         Session::start(Arc::clone(&self.backend), bridge, spec, stubs, options).await

@@ -229,14 +229,29 @@ impl Session {
         let (read, write) = stream.into_split();
         self.reader = Some(BufReader::new(read));
         *self.writer.lock().await = Some(write);
-        let token = self.grant.as_ref().map(Grant::token).unwrap_or_default();
         let ready = self.ask_kernel(None, START_LIMIT).await?;
         if ready.get("ready").and_then(serde_json::Value::as_bool) != Some(true) {
             return Err(format!("the kernel said {ready} instead of being ready"));
         }
-        let env = serde_json::json!({"op": "env", "vars": {"CODEMODE_BRIDGE_TOKEN": token}});
-        self.ask_kernel(Some(env), START_LIMIT).await?;
         Ok(())
+    }
+
+    /// Hands the kernel the grant's token, so that its cells can call
+    /// tools: done when the session is given to its user, so that a session
+    /// started ahead (a warm one) never held it in its environment.
+    pub async fn arm(&mut self) -> Result<(), RunError> {
+        let token = self.grant.as_ref().map(Grant::token).unwrap_or_default();
+        let env = serde_json::json!({"op": "env", "vars": {"CODEMODE_BRIDGE_TOKEN": token}});
+        match self.ask_kernel(Some(env), START_LIMIT).await {
+            Ok(_) => Ok(()),
+            Err(why) => {
+                let _ = self.end().await;
+                Err(RunError::Io {
+                    context: "handing the session its token".into(),
+                    source: std::io::Error::other(why),
+                })
+            }
+        }
     }
 
     /// Sends `request` (if any) and reads the kernel's next answer.
