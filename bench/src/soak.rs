@@ -414,9 +414,14 @@ async fn client(
         }
     };
     let mut outcomes = Vec::with_capacity(count);
+    // Each client's executions are the cells of one session.
+    let mut cells_of: Option<String> = None;
     for (n, job) in jobs {
         let mut arguments = serde_json::Map::new();
         arguments.insert("code".into(), Value::String(job.code));
+        if let Some(id) = &cells_of {
+            arguments.insert("session".into(), Value::String(id.clone()));
+        }
         let request = CallToolRequestParams::new("execute_python").with_arguments(arguments);
         let started = Instant::now();
         let answer = tokio::time::timeout(CALL_TIMEOUT, session.call_tool(request)).await;
@@ -426,6 +431,7 @@ async fn client(
             Ok(Err(e)) => Outcome::Error(format!("execution {n}: {e}")),
             Ok(Ok(result)) => {
                 let report = result.structured_content.unwrap_or(Value::Null);
+                cells_of = report["session"].as_str().map(String::from);
                 let stdout = report["stdout"].as_str().unwrap_or("");
                 if result.is_error == Some(true) || report["success"] != true {
                     Outcome::Error(format!("execution {n} failed: {report}"))
@@ -465,7 +471,7 @@ pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
     std::fs::write(
         &config,
         format!(
-            "{text}\n[serve]\nsession_idle = \"{}ms\"\n",
+            "{text}\n[serve]\nsession_idle = \"{}ms\"\nsessions = {CLIENTS}\n",
             SESSION_IDLE.as_millis()
         ),
     )
@@ -609,7 +615,7 @@ pub fn table(f: &Figures) -> String {
     let mut out = format!(
         "codemode-bench soak, {}, {} cores\n\
          codemode serve --http --sandbox native (serve's default {} runs at once), {CLIENTS} MCP clients\n\
-         x {} execute_python each; every script: 3 news.get_article + 1 news.fetch_latest, output checked\n\n",
+         x {} execute_python each, in one session a client; every script: 3 news.get_article + 1 news.fetch_latest, output checked\n\n",
         f.date, f.cores, f.max_concurrent, f.per_client
     );
     out += &format!(

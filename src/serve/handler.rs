@@ -541,6 +541,9 @@ impl CodemodeServer {
                 let mut report = match cell {
                     CellOutcome::Done(report) | CellOutcome::SessionLost(report) => report,
                 };
+                if !lost {
+                    self.served.sessions.touch(&session);
+                }
                 if lost {
                     self.served.sessions.remove(&session);
                     if let Some(error) = &mut report.error {

@@ -24,6 +24,13 @@ struct Open {
     last_used: Instant,
 }
 
+impl Open {
+    /// Whether a call holds the session (the map holds one reference).
+    fn in_use(&self) -> bool {
+        Arc::strong_count(&self.entry.session) > 1
+    }
+}
+
 pub struct Sessions {
     open: Mutex<HashMap<String, Open>>,
     max: usize,
@@ -64,6 +71,13 @@ impl Sessions {
         Some(found.entry.clone())
     }
 
+    /// Marks `id` as used now: idle time counts from the end of its last call.
+    pub fn touch(&self, id: &str) {
+        if let Some(open) = self.lock().get_mut(id) {
+            open.last_used = Instant::now();
+        }
+    }
+
     /// Keeps `session` as `id`, ending the least recently used ones past the
     /// limit.
     pub fn insert(&self, id: String, session: Session) -> Entry {
@@ -80,9 +94,11 @@ impl Sessions {
             },
         );
         while open.len() > self.max {
+            // Idle ones go first: one a call holds is cut off only when
+            // every session is in use.
             let Some(oldest) = open
                 .iter()
-                .min_by_key(|(_, o)| o.last_used)
+                .min_by_key(|(_, o)| (o.in_use(), o.last_used))
                 .map(|(id, _)| id.clone())
             else {
                 break;
@@ -111,9 +127,10 @@ impl Sessions {
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
-            // A cell running right now keeps its session in use.
+            // A call that holds it (running, or waiting for its turn) keeps
+            // a session in use, however long it waits.
             if let Some(gone) = open.remove(&id) {
-                if gone.entry.session.try_lock().is_err() {
+                if gone.in_use() {
                     open.insert(id, gone);
                     continue;
                 }
