@@ -301,3 +301,68 @@ async def main():
     assert_eq!(out["first"]["stdout"], "True\n", "{out}");
     assert_eq!(out["used"], true, "the call ran in the warm sandbox: {out}");
 }
+
+#[test]
+fn sys_exit_ends_the_cell_with_its_status_and_the_session_goes_on() {
+    let Some(out) = client(
+        &config("native", ""),
+        r#"
+async def main():
+    async with client() as c:
+        first = await run(c, "kept = 7\nimport sys\nprint('bye')\nsys.exit(3)")
+        after = await run(c, "print(kept)", session=first["session"])
+        done({"first": first, "after": after})
+"#,
+    ) else {
+        return;
+    };
+    let (first, after) = (&out["first"], &out["after"]);
+    assert_eq!(first["exit_code"], 3, "{first}");
+    assert_eq!(first["stdout"], "bye\n", "{first}");
+    assert_eq!(after["stdout"], "7\n", "{after}");
+}
+
+#[test]
+fn an_out_of_memory_kill_loses_the_session_and_says_so() {
+    if !common::users::running_as_root() {
+        eprintln!("skipped: a memory limit for the whole session needs root here");
+        return;
+    }
+    let Some(out) = client(
+        &format!(
+            "{}\n[sandbox]\nbackend = \"native\"\nmemory = \"128m\"\n",
+            examples_config()
+        ),
+        r#"
+async def main():
+    async with client() as c:
+        first = await run(c, "kept = 1\nprint('ok')")
+        hog = await run(c, "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))", session=first["session"])
+        again = await run(c, "print(kept)", session=first["session"])
+        done({"hog": hog, "again": again})
+"#,
+    ) else {
+        return;
+    };
+    let hog = &out["hog"];
+    let error = hog["error"].as_str().unwrap_or("");
+    // Killed by the kernel's OOM killer, or a MemoryError the cell raised:
+    // either way the limit held; only a kill loses the session.
+    if error.is_empty() {
+        assert!(
+            hog["stderr"].as_str().unwrap().contains("MemoryError"),
+            "{hog}"
+        );
+        return;
+    }
+    assert!(error.contains("variables are gone"), "{hog}");
+    assert!(hog["session"].is_null(), "{hog}");
+    assert!(
+        out["again"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("no session"),
+        "{}",
+        out["again"]
+    );
+}
