@@ -82,8 +82,20 @@ fn state_persists_across_calls_in_one_docker_session() {
 
 #[test]
 fn sessions_see_neither_each_others_variables_nor_files() {
+    sessions_see_neither_each_others_variables_nor_files_in("native");
+}
+
+#[test]
+fn sessions_see_neither_each_others_variables_nor_files_in_docker() {
+    if !common::docker_ready() {
+        return;
+    }
+    sessions_see_neither_each_others_variables_nor_files_in("docker");
+}
+
+fn sessions_see_neither_each_others_variables_nor_files_in(backend: &str) {
     let Some(out) = client(
-        &config("native", ""),
+        &config(backend, ""),
         r#"
 async def main():
     async with client() as c:
@@ -108,8 +120,20 @@ async def main():
 
 #[test]
 fn a_timed_out_cell_is_interrupted_and_the_session_goes_on() {
+    a_timed_out_cell_is_interrupted_and_the_session_goes_on_in("native");
+}
+
+#[test]
+fn a_timed_out_cell_is_interrupted_and_the_session_goes_on_in_docker() {
+    if !common::docker_ready() {
+        return;
+    }
+    a_timed_out_cell_is_interrupted_and_the_session_goes_on_in("docker");
+}
+
+fn a_timed_out_cell_is_interrupted_and_the_session_goes_on_in(backend: &str) {
     let Some(out) = client(
-        &config("native", ""),
+        &config(backend, ""),
         r#"
 async def main():
     async with client() as c:
@@ -135,8 +159,20 @@ async def main():
 
 #[test]
 fn a_cell_that_ignores_its_interrupt_loses_the_session_and_says_so() {
+    a_cell_that_ignores_its_interrupt_loses_the_session_and_says_so_in("native");
+}
+
+#[test]
+fn a_cell_that_ignores_its_interrupt_loses_the_session_and_says_so_in_docker() {
+    if !common::docker_ready() {
+        return;
+    }
+    a_cell_that_ignores_its_interrupt_loses_the_session_and_says_so_in("docker");
+}
+
+fn a_cell_that_ignores_its_interrupt_loses_the_session_and_says_so_in(backend: &str) {
     let Some(out) = client(
-        &config("native", ""),
+        &config(backend, ""),
         r#"
 async def main():
     async with client() as c:
