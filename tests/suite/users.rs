@@ -303,7 +303,7 @@ fn assert_attack_fails(backend: &str, victim: Who) {
 
 /// As [`assert_attack_fails`], against a run of `codemode serve --http`
 /// that an MCP client (the Python SDK's) asked for.
-fn assert_attack_on_serve_fails(victim: Who) {
+fn assert_attack_on_serve_fails(backend: &str, victim: Who) {
     let Some((_, mallory)) = User::others() else {
         eprintln!("skipped: needs root to make two users");
         return;
@@ -321,7 +321,7 @@ fn assert_attack_on_serve_fails(victim: Who) {
         .args([
             "serve",
             "--sandbox",
-            "native",
+            backend,
             "--http",
             "127.0.0.1:0",
             "--json",
@@ -360,7 +360,7 @@ async def main():
     common::send_signal(serve.id(), "TERM");
     let _ = serve.wait();
 
-    assert_every_attempt_failed(&outcome, &format!("serve run of {victim:?}"));
+    assert_every_attempt_failed(&outcome, &format!("{backend} serve session of {victim:?}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(
@@ -383,14 +383,21 @@ fn serve_url(serve: &mut Child) -> String {
 #[test]
 fn another_user_cannot_reach_a_normal_users_serve_run() {
     if let Some((alice, _)) = User::others() {
-        assert_attack_on_serve_fails(Who::User(alice));
+        assert_attack_on_serve_fails("native", Who::User(alice));
     }
 }
 
 #[test]
 fn another_user_cannot_reach_roots_serve_run() {
     if running_as_root() {
-        assert_attack_on_serve_fails(Who::Suite);
+        assert_attack_on_serve_fails("native", Who::Suite);
+    }
+}
+
+#[test]
+fn another_user_cannot_reach_roots_docker_session() {
+    if running_as_root() && common::docker_ready() {
+        assert_attack_on_serve_fails("docker", Who::Suite);
     }
 }
 
