@@ -223,8 +223,9 @@ fn start_victim(place: &Place, who: &Who, backend: &str, sleep: &str) -> Child {
 }
 
 /// Waits until the victim's run directory exists and its script (named
-/// `script` in the workspace) runs.
-fn wait_for_live_run(place: &Place, script: &str) {
+/// `script` in the workspace) runs, as `uid` when the victim's uid is known
+/// (other tests' runs go on at the same time).
+fn wait_for_live_run(place: &Place, script: &str, uid: Option<u32>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let runs = std::fs::read_dir(place.tmp.path())
@@ -232,7 +233,11 @@ fn wait_for_live_run(place: &Place, script: &str) {
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with("codemode-run-"));
         // The script itself, not just the codemode that runs it.
-        let script = Command::new("pgrep")
+        let mut pgrep = Command::new("pgrep");
+        if let Some(uid) = uid {
+            pgrep.args(["-u", &uid.to_string()]);
+        }
+        let script = pgrep
             .args(["-f", &format!("/workspace/{script}")])
             .output()
             .map(|o| o.status.success())
@@ -287,7 +292,7 @@ fn assert_attack_fails(backend: &str, victim: Who) {
         Who::Suite => None,
     };
     let child = start_victim(&place, &victim, backend, "3");
-    wait_for_live_run(&place, "victim.py");
+    wait_for_live_run(&place, "victim.py", victim_uid);
     let outcome = attack(&place, &mallory, victim_uid, "victim_marker");
     let run = Run::from(child.wait_with_output().unwrap());
 
@@ -348,7 +353,7 @@ async def main():
         .spawn()
         .unwrap();
     // A serve run is a cell of a session, which the kernel runs.
-    wait_for_live_run(&place, "codemode_kernel.py");
+    wait_for_live_run(&place, "codemode_kernel.py", victim_uid);
     let outcome = attack(
         &place,
         &mallory,
@@ -391,6 +396,15 @@ fn another_user_cannot_reach_a_normal_users_serve_run() {
 fn another_user_cannot_reach_roots_serve_run() {
     if running_as_root() {
         assert_attack_on_serve_fails("native", Who::Suite);
+    }
+}
+
+#[test]
+fn another_user_cannot_reach_a_normal_users_docker_session() {
+    if let Some((alice, _)) = User::others() {
+        if docker_ready() {
+            assert_attack_on_serve_fails("docker", Who::User(alice.with_docker()));
+        }
     }
 }
 
