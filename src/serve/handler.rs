@@ -605,7 +605,7 @@ impl CodemodeServer {
                     _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
                 };
                 let opening = async {
-                    if let Some(mut warm) = self.served.warm.take(&view.module.text) {
+                    if let Some(mut warm) = self.served.warm.take(&view.module.text).await {
                         if warm.arm().await.is_ok() {
                             return Ok(warm);
                         }

@@ -12,11 +12,19 @@ use codemode_run::Session;
 
 use super::Served;
 
+/// How long a new session waits for the warm one being started.
+const PREPARE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the pool waits for the servers to be up before it fills anyway.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub struct Warm {
     want: usize,
     /// Ready sessions, each with the stub module it imported.
     ready: Mutex<Vec<(String, Session)>>,
     wanted: Notify,
+    /// Whether one is being started, and told when it is ready.
+    preparing: std::sync::atomic::AtomicBool,
+    readied: Notify,
 }
 
 impl Warm {
@@ -25,6 +33,8 @@ impl Warm {
             want,
             ready: Mutex::new(Vec::new()),
             wanted: Notify::new(),
+            preparing: std::sync::atomic::AtomicBool::new(false),
+            readied: Notify::new(),
         }
     }
 
@@ -32,9 +42,25 @@ impl Warm {
         self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A ready session that imported `module`, if there is one; the pool
-    /// refills in the background either way.
-    pub fn take(&self, module: &str) -> Option<Session> {
+    /// A ready session that imported `module`: one ready now, or the one
+    /// being started (sooner ready than a cold start); `None` when neither
+    /// is. The pool refills in the background either way.
+    pub async fn take(&self, module: &str) -> Option<Session> {
+        loop {
+            let readied = self.readied.notified();
+            if let Some(found) = self.take_ready(module) {
+                return Some(found);
+            }
+            if !self.preparing.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            if tokio::time::timeout(PREPARE_WAIT, readied).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn take_ready(&self, module: &str) -> Option<Session> {
         let (found, stale) = {
             let mut ready = self.lock();
             let all = std::mem::take(&mut *ready);
@@ -65,25 +91,60 @@ impl Warm {
         if self.want == 0 {
             return;
         }
-        // Started once the servers are: a session takes the stubs of its start.
-        served.views.settled_all(super::view::START_GRACE).await;
+        // Started once the servers are: a session takes the stubs of its
+        // start, and one made while a server starts would be stale soon.
+        served.views.settled_all(SETTLE_LIMIT).await;
+        let mut views = served.views.subscribe();
         loop {
+            // A server that came up (or went) since makes the ready ones stale.
+            let current = served.views.current().module.text.clone();
+            self.prune(&current);
             while self.lock().len() < self.want {
                 let module = served.views.current().module.text.clone();
-                match served
+                self.preparing
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                let prepared = served
                     .runner
                     .prepare_session(&module, &served.session_options)
-                    .await
-                {
-                    Ok(session) => self.lock().push((module, session)),
+                    .await;
+                self.preparing
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                match prepared {
+                    Ok(session) => {
+                        self.lock().push((module, session));
+                        self.readied.notify_waiters();
+                    }
                     Err(err) => {
+                        self.readied.notify_waiters();
                         // Sessions then start cold; said once, not per try.
                         tracing::warn!("no warm session: {err}");
                         return;
                     }
                 }
             }
-            self.wanted.notified().await;
+            tokio::select! {
+                () = self.wanted.notified() => {}
+                changed = views.changed() => if changed.is_err() {
+                    return;
+                },
+            }
+        }
+    }
+
+    /// Ends the ready sessions whose stubs are not `module`.
+    fn prune(&self, module: &str) {
+        let stale: Vec<Session> = {
+            let mut ready = self.lock();
+            let (keep, stale): (Vec<_>, Vec<_>) = std::mem::take(&mut *ready)
+                .into_iter()
+                .partition(|(stubs, session)| stubs == module && session.is_alive());
+            *ready = keep;
+            stale.into_iter().map(|(_, session)| session).collect()
+        };
+        for mut session in stale {
+            tokio::spawn(async move {
+                let _ = session.close().await;
+            });
         }
     }
 
