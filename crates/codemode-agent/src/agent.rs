@@ -151,8 +151,30 @@ impl Agent<'_> {
             self.ui.step(number, max_steps);
             let thinking = self.ui.begin(self.client.name(), "thinking…");
             let asked = Instant::now();
+            // The first script's session starts while the model thinks.
+            let warm = match self.scripts {
+                Scripts::Session { lifetime } if number == 1 && !self.dry_run => Some(lifetime),
+                _ => None,
+            };
+            let asking = async {
+                let Some(lifetime) = warm else {
+                    return self.client.complete(&system, &messages).await;
+                };
+                let mut options = self.options.clone();
+                options.limits.timeout = lifetime;
+                let (reply, prepared) = tokio::join!(
+                    self.client.complete(&system, &messages),
+                    self.runner.prepare_session(self.module, &options)
+                );
+                // A session that failed to start is tried again, and its
+                // error reported, when the first script needs it.
+                if let Ok(prepared) = prepared {
+                    *session.lock().await = Some(prepared);
+                }
+                reply
+            };
             let reply = tokio::select! {
-                reply = self.client.complete(&system, &messages) => reply,
+                reply = asking => reply,
                 _ = self.cancel.cancelled() => {
                     thinking.failed("interrupted");
                     trace.outcome = Outcome::Interrupted;
@@ -348,6 +370,9 @@ impl Agent<'_> {
         let Some(live) = slot.as_mut() else {
             return Err(AgentError::Stopped);
         };
+        if !live.is_armed() {
+            live.arm().await?;
+        }
         let sink = Arc::new(OutputSink::new(self.options.limits.output_bytes, None));
         let cell = tokio::select! {
             cell = live.execute(code, self.options.limits.timeout, sink) => cell,

@@ -90,6 +90,7 @@ pub struct Session {
     user: Option<RunUser>,
     backend_name: &'static str,
     cells: u64,
+    armed: bool,
     calls_seen: usize,
     dropped_seen: u64,
     lost: Option<String>,
@@ -195,6 +196,7 @@ impl Session {
             user: Some(user),
             backend_name: backend.name(),
             cells: 0,
+            armed: false,
             calls_seen: 0,
             dropped_seen: 0,
             lost: None,
@@ -243,7 +245,10 @@ impl Session {
         let token = self.grant.as_ref().map(Grant::token).unwrap_or_default();
         let env = serde_json::json!({"op": "env", "vars": {"CODEMODE_BRIDGE_TOKEN": token}});
         match self.ask_kernel(Some(env), START_LIMIT).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.armed = true;
+                Ok(())
+            }
             Err(why) => {
                 let _ = self.end().await;
                 Err(RunError::Io {
@@ -278,6 +283,11 @@ impl Session {
             Ok(Ok(_)) => serde_json::from_str(&line)
                 .map_err(|err| format!("the kernel said `{}`: {err}", line.trim())),
         }
+    }
+
+    /// Whether [`Session::arm`] has handed the kernel its token.
+    pub fn is_armed(&self) -> bool {
+        self.armed
     }
 
     /// Interrupts this session's cells while one runs elsewhere.
