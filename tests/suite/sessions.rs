@@ -402,3 +402,71 @@ async def main():
         out["again"]
     );
 }
+
+#[test]
+fn a_sessions_token_dies_with_it() {
+    if !common::users::running_as_root() {
+        eprintln!("skipped: reaching a run's socket from outside needs root");
+        return;
+    }
+    let Some(python) = mcp_python() else { return };
+    let work = Workdir::with_config(&config("native", "sessions = 1\nwarm = 0"));
+    let tmp = tempfile::tempdir().unwrap();
+    let target = serde_json::to_string(&[
+        "--config".to_string(),
+        work.config().display().to_string(),
+        "serve".to_string(),
+    ])
+    .unwrap();
+    let body = r#"
+import glob, os, socket
+
+def sockets():
+    return sorted(glob.glob(os.path.join(os.environ["TMPDIR"], "codemode-run-*", "bridge", "bridge.sock")))
+
+def health(path, token):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(path)
+    s.sendall(("GET /metrics HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n" % token).encode())
+    answer = s.recv(100).decode()
+    return answer.split()[1]
+
+def serve_with_tmpdir():
+    # The SDK passes a child a few variables only; serve needs TMPDIR.
+    params = StdioServerParameters(
+        command=os.environ["CODEMODE_TEST_BIN"], args=json.loads(TARGET), env=dict(os.environ)
+    )
+    return Client(stdio_client(params, errlog=sys.stderr), mode="legacy")
+
+async def main():
+    async with serve_with_tmpdir() as c:
+        a = await run(c, "import os\nprint(os.environ['CODEMODE_BRIDGE_TOKEN'])")
+        token = a["stdout"].strip()
+        [mine] = sockets()
+        alive = health(mine, token)
+        # A second session pushes the first out.
+        b = await run(c, "print(1)")
+        for _ in range(50):
+            if mine not in sockets():
+                break
+            await anyio.sleep(0.1)
+        [other] = sockets()
+        done({"alive": alive, "gone": mine not in sockets(), "elsewhere": health(other, token)})
+"#;
+    let out = python_client(
+        &python,
+        &target,
+        &format!("{RUN}\n{body}"),
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
+    );
+    assert_eq!(
+        out["alive"], "200",
+        "the token works while its session lives: {out}"
+    );
+    assert_eq!(out["gone"], true, "its socket goes with the session: {out}");
+    assert_eq!(
+        out["elsewhere"], "401",
+        "and no other session takes it: {out}"
+    );
+}
