@@ -23,6 +23,8 @@ const CALL: &str =
     "from mcp_tools import news\nprint(len(news.get_article(id='tech-001')['body']) > 0)";
 /// Sessions opened to weigh an idle one.
 const IDLE_SESSIONS: usize = 4;
+/// serve's default pool of sessions started ahead.
+const WARM: usize = 2;
 
 pub struct Figures {
     date: String,
@@ -38,6 +40,13 @@ struct Backend {
 }
 
 type Client = RunningService<RoleClient, ()>;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Route {
+    Live,
+    Pool,
+    Cold,
+}
 
 pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
     let bins = codemode.parent().unwrap_or(Path::new("."));
@@ -68,14 +77,25 @@ pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
             &config,
             format!(
                 // The demo's config ends in its `[sandbox]` table.
-                "{text}backend = {backend:?}\nimage = {image:?}\n\n[serve]\nsessions = {}\n",
+                "{text}backend = {backend:?}\nimage = {image:?}\n\n[serve]\nsessions = {}\nwarm = 0\n",
                 // None ended to make room while measured.
-                IDLE_SESSIONS + 2 * calls + 2
+                IDLE_SESSIONS + 4 * calls + 2
             ),
         )
         .map_err(|e| Failure::Setup(format!("config: {e}")))?;
+        let pooled = demo
+            .dir
+            .path()
+            .join(format!("sessions-{backend}-pooled.toml"));
+        let text =
+            std::fs::read_to_string(&config).map_err(|e| Failure::Setup(format!("config: {e}")))?;
+        std::fs::write(&pooled, text.replace("warm = 0", &format!("warm = {WARM}")))
+            .map_err(|e| Failure::Setup(format!("config: {e}")))?;
         eprintln!("sessions: codemode serve --sandbox {backend} over stdio, {calls} calls a path");
-        backends.push(runtime.block_on(measure(codemode, &config, backend, calls))?);
+        let mut measured = runtime.block_on(measure(codemode, &config, backend, calls, false))?;
+        let from_pool = runtime.block_on(measure(codemode, &pooled, backend, calls, true))?;
+        measured.rows.splice(2..2, from_pool.rows);
+        backends.push(measured);
     }
     Ok(Figures {
         date: utc_now(),
@@ -84,11 +104,14 @@ pub fn run(codemode: &Path, quick: bool) -> Result<Figures, Failure> {
     })
 }
 
+/// The rows of one serve: with a pool of warm sessions (`pooled`), new
+/// sessions from it; without, cells of a live session and cold sessions.
 async fn measure(
     codemode: &Path,
     config: &Path,
     name: &str,
     calls: usize,
+    pooled: bool,
 ) -> Result<Backend, Failure> {
     let mut command = Command::new(codemode);
     command
@@ -111,15 +134,31 @@ async fn measure(
         .ok_or_else(|| Failure::Run("the warm-up result has no session".into()))?;
 
     let mut rows = Vec::new();
-    for (what, code, in_session) in [
-        ("live session, print(1)", PRINT, true),
-        ("live session, 1 tool call", CALL, true),
-        ("new session, print(1)", PRINT, false),
-        ("new session, 1 tool call", CALL, false),
+    for (what, code, route) in [
+        ("live session, print(1)", PRINT, Route::Live),
+        ("live session, 1 tool call", CALL, Route::Live),
+        ("new session from the pool, print(1)", PRINT, Route::Pool),
+        ("new session from the pool, 1 tool call", CALL, Route::Pool),
+        ("new session, cold, print(1)", PRINT, Route::Cold),
+        ("new session, cold, 1 tool call", CALL, Route::Cold),
     ] {
+        // The pooled serve measures the pool; the other one the rest.
+        if (route == Route::Pool) != pooled {
+            continue;
+        }
         let (mut trips, mut durations) = (Vec::new(), Vec::new());
-        for _ in 0..calls {
-            let id = in_session.then_some(session.as_str());
+        // Each call from the pool waits for its refill: fewer of them.
+        let count = if route == Route::Pool {
+            calls.min(20)
+        } else {
+            calls
+        };
+        for _ in 0..count {
+            let id = (route == Route::Live).then_some(session.as_str());
+            if route == Route::Pool {
+                // The pool refills in the background: given the time to.
+                tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+            }
             let (trip, duration, _) = call(&client, code, id).await?;
             trips.push(trip);
             durations.push(duration);
@@ -129,6 +168,14 @@ async fn measure(
         rows.push((what.to_string(), trips, durations));
     }
 
+    if pooled {
+        let _ = client.cancel().await;
+        return Ok(Backend {
+            name: name.to_string(),
+            rows,
+            idle_session_mb: 0.0,
+        });
+    }
     // A container's processes are the engine's children, not serve's:
     // weighed for the native sandbox only.
     let before = tree_kb(serve_pid);
@@ -194,12 +241,12 @@ pub fn table(f: &Figures) -> String {
     );
     for backend in &f.backends {
         out += &format!(
-            "\n{:<28} {:>10} {:>10} {:>12} {:>12}\n",
+            "\n{:<40} {:>10} {:>10} {:>12} {:>12}\n",
             backend.name, "trip p50", "trip p99", "duration p50", "duration p99"
         );
         for (what, trips, durations) in &backend.rows {
             out += &format!(
-                "{what:<28} {:>8.1}ms {:>8.1}ms {:>10.1}ms {:>10.1}ms\n",
+                "{what:<40} {:>8.1}ms {:>8.1}ms {:>10.1}ms {:>10.1}ms\n",
                 percentile(trips, 0.5),
                 percentile(trips, 0.99),
                 percentile(durations, 0.5),
