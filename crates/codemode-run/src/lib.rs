@@ -6,6 +6,7 @@
 
 mod error;
 mod options;
+mod place;
 mod report;
 mod runner;
 mod session;

@@ -5,16 +5,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use codemode_config::{ResolvedServer, SandboxConfig, ToolFilter};
-use codemode_mcp::bridge::{
-    Bridge, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits, UnixSocket,
-};
+use codemode_mcp::bridge::{Bridge, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits};
 use codemode_mcp::catalog::{self, Catalog, Watch};
 use codemode_mcp::{McpError, Registry};
-use codemode_sandbox::{
-    self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, SandboxError,
-};
+use codemode_sandbox::{self as sandbox, Backend, Finished, OutputSink, RunSpec, SandboxError};
 use codemode_text::human_bytes;
 
+use crate::place::Place;
 use crate::{Options, Outcome, Report, RunError, Session};
 
 /// What executions share: the MCP servers (started once, kept warm) and the
@@ -151,28 +148,18 @@ impl Runner {
         sink: &OutputSink,
         cancel: CancellationToken,
     ) -> Result<(Result<Finished, SandboxError>, Records), RunError> {
-        let user = self.backend.run_user()?;
-        // Named, since a full or read-only TMPDIR is the user's to fix.
-        let dirs = RunDir::create(user.user()).map_err(RunError::io(format!(
-            "creating the run's directory in {}",
-            std::env::temp_dir().display()
-        )))?;
-        for (name, text) in [(script_name, source), ("mcp_tools.py", stubs)] {
-            dirs.write(name, text).map_err(RunError::io(format!(
-                "writing {}",
-                dirs.inputs().join(name).display()
-            )))?;
-        }
-
         let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
-        let grant = bridge
-            .grant(GrantSpec::new(self.filter(&options.allow)))
-            .map_err(|err| RunError::Token(err.to_string()))?;
-        let socket_path = dirs.bridge().join(sandbox::BRIDGE_SOCKET_NAME);
-        // The run's user alone may connect: the token is the second lock.
-        let socket = UnixSocket::bind(&socket_path, 0o600)
-            .and_then(|socket| dirs.give(&socket_path).map(|()| socket))
-            .map_err(RunError::io(format!("binding {}", socket_path.display())))?;
+        let Place {
+            user,
+            dirs,
+            grant,
+            socket,
+        } = Place::make(
+            &self.backend,
+            &bridge,
+            GrantSpec::new(self.filter(&options.allow)),
+            [(script_name, source), ("mcp_tools.py", stubs)],
+        )?;
 
         let mut env = options.env.clone();
         env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());

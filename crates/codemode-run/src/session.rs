@@ -22,11 +22,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use codemode_mcp::bridge::{Bridge, ConnectionLimits, Grant, GrantSpec, Listener, UnixSocket};
+use codemode_mcp::bridge::{Bridge, ConnectionLimits, Grant, GrantSpec, Listener};
 use codemode_sandbox::{
     self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, RunUser, SandboxError, Stream,
 };
 
+use crate::place::Place;
 use crate::{Options, Report, RunError};
 
 /// The kernel the sandbox runs (standard library only).
@@ -107,24 +108,17 @@ impl Session {
         stubs: &str,
         options: &Options,
     ) -> Result<Session, RunError> {
-        let user = backend.run_user()?;
-        let dirs = RunDir::create(user.user()).map_err(RunError::io(format!(
-            "creating the session's directory in {}",
-            std::env::temp_dir().display()
-        )))?;
-        for (name, text) in [(KERNEL_FILE, KERNEL), ("mcp_tools.py", stubs)] {
-            dirs.write(name, text).map_err(RunError::io(format!(
-                "writing {}",
-                dirs.inputs().join(name).display()
-            )))?;
-        }
-        let grant = bridge
-            .grant(grant_spec)
-            .map_err(|err| RunError::Token(err.to_string()))?;
-        let bridge_path = dirs.bridge().join(sandbox::BRIDGE_SOCKET_NAME);
-        let socket = UnixSocket::bind(&bridge_path, 0o600)
-            .and_then(|socket| dirs.give(&bridge_path).map(|()| socket))
-            .map_err(RunError::io(format!("binding {}", bridge_path.display())))?;
+        let Place {
+            user,
+            dirs,
+            grant,
+            socket,
+        } = Place::make(
+            &backend,
+            &bridge,
+            grant_spec,
+            [(KERNEL_FILE, KERNEL), ("mcp_tools.py", stubs)],
+        )?;
         let kernel_path = dirs.bridge().join(KERNEL_SOCKET);
         let kernel_listener = UnixListener::bind(&kernel_path)
             .and_then(|listener| {
