@@ -116,7 +116,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
         options,
         session_options,
         sessions: sessions::Sessions::new(config.serve.sessions, config.serve.session_idle),
-        warm: warm::Warm::new(config.serve.warm),
+        warm: warm::Warm::new(config.serve.warm, config.serve.session_lifetime),
         max_timeout,
         max_output,
         slots: tokio::sync::Semaphore::new(args.max_concurrent.max(1)),

@@ -19,6 +19,9 @@ const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub struct Warm {
     want: usize,
+    /// A ready session older than this is ended rather than handed out: it
+    /// would leave its user little of its lifetime.
+    max_age: std::time::Duration,
     /// Ready sessions, each with the stub module it imported.
     ready: Mutex<Vec<(String, Session)>>,
     wanted: Notify,
@@ -28,9 +31,10 @@ pub struct Warm {
 }
 
 impl Warm {
-    pub fn new(want: usize) -> Warm {
+    pub fn new(want: usize, lifetime: std::time::Duration) -> Warm {
         Warm {
             want,
+            max_age: lifetime / 2,
             ready: Mutex::new(Vec::new()),
             wanted: Notify::new(),
             preparing: std::sync::atomic::AtomicBool::new(false),
@@ -67,7 +71,7 @@ impl Warm {
             let mut found = None;
             let mut stale = Vec::new();
             for (stubs, session) in all {
-                if stubs != module || !session.is_alive() {
+                if stubs != module || !session.is_alive() || session.age() > self.max_age {
                     stale.push(session);
                 } else if found.is_none() {
                     found = Some(session);
@@ -137,7 +141,9 @@ impl Warm {
             let mut ready = self.lock();
             let (keep, stale): (Vec<_>, Vec<_>) = std::mem::take(&mut *ready)
                 .into_iter()
-                .partition(|(stubs, session)| stubs == module && session.is_alive());
+                .partition(|(stubs, session)| {
+                    stubs == module && session.is_alive() && session.age() <= self.max_age
+                });
             *ready = keep;
             stale.into_iter().map(|(_, session)| session).collect()
         };

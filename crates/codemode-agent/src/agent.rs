@@ -370,8 +370,15 @@ impl Agent<'_> {
         let Some(live) = slot.as_mut() else {
             return Err(AgentError::Stopped);
         };
-        if !live.is_armed() {
-            live.arm().await?;
+        if !live.is_armed() && live.arm().await.is_err() {
+            // The session made while the model thought did not survive to
+            // its first script: a new one, as for any first script.
+            let mut options = self.options.clone();
+            options.limits.timeout = lifetime;
+            *live = tokio::select! {
+                opened = self.runner.open_session(self.module, &options) => opened?,
+                () = self.cancel.cancelled() => return Err(AgentError::Stopped),
+            };
         }
         let sink = Arc::new(OutputSink::new(self.options.limits.output_bytes, None));
         let cell = tokio::select! {

@@ -38,30 +38,53 @@ def _status_of(exit_code):
     return 1
 
 
-# Set while a cell runs, so that an interrupt never lands between cells.
-_RUNNING = threading.Event()
+# The cell now running (None between cells), under its lock: an interrupt
+# (the time limit's, or one asked for) is sent only to the cell it is for.
+_LOCK = threading.Lock()
+_CURRENT = [None]
+
+
+def _interrupt(cell=None):
+    """Interrupts `cell` (or whichever runs) if it still runs."""
+    with _LOCK:
+        if _CURRENT[0] is not None and cell in (None, _CURRENT[0]):
+            # A real signal, so that a cell in a C-level sleep wakes up too.
+            os.kill(os.getpid(), signal.SIGINT)
+            return True
+    return False
+
+
+def _raise_if_running(signum, frame):
+    # Between cells, and once a cell is over, an interrupt is dropped.
+    if _CURRENT[0] is not None:
+        raise KeyboardInterrupt
 
 
 def _run(code, cell, timeout, namespace):
     timer = None
     timed_out = threading.Event()
 
-    def interrupt():
-        timed_out.set()
-        # A real signal, so that a cell in a C-level sleep wakes up too.
-        os.kill(os.getpid(), signal.SIGINT)
+    def on_time_limit():
+        if _interrupt(cell):
+            timed_out.set()
 
     status = 0
-    # Between cells a late interrupt must not end the kernel.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    _RUNNING.set()
+    with _LOCK:
+        _CURRENT[0] = cell
+    signal.signal(signal.SIGINT, _raise_if_running)
     try:
-        compiled = compile(code, "<cell %d>" % cell, "exec")
-        if timeout and timeout > 0:
-            timer = threading.Timer(timeout, interrupt)
-            timer.daemon = True
-            timer.start()
-        exec(compiled, namespace)
+        try:
+            compiled = compile(code, "<cell %d>" % cell, "exec")
+            if timeout and timeout > 0:
+                timer = threading.Timer(timeout, on_time_limit)
+                timer.daemon = True
+                timer.start()
+            exec(compiled, namespace)
+        finally:
+            with _LOCK:
+                _CURRENT[0] = None
+            if timer is not None:
+                timer.cancel()
     except SystemExit as exit:
         status = _status_of(exit.code)
     except KeyboardInterrupt:
@@ -75,11 +98,6 @@ def _run(code, cell, timeout, namespace):
         kind, value, tb = sys.exc_info()
         traceback.print_exception(kind, value, tb.tb_next if tb else None)
         status = 1
-    finally:
-        _RUNNING.clear()
-        if timer is not None:
-            timer.cancel()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return status, timed_out.is_set()
 
 
@@ -93,7 +111,10 @@ def main():
         answers.write(json.dumps(value) + "\n")
         answers.flush()
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, _raise_if_running)
+    # The markers go to the streams the kernel started with, whatever a
+    # cell does to fds 1 and 2.
+    out, err = os.dup(1), os.dup(2)
     # The cells' own __main__, apart from the kernel's globals: what a cell
     # defines is what the next one sees, and nothing of the kernel.
     user_main = types.ModuleType("__main__")
@@ -110,14 +131,16 @@ def main():
     pending = queue.Queue()
 
     def read():
-        for line in requests:
-            request = json.loads(line)
-            if request.get("op") == "interrupt":
-                if _RUNNING.is_set():
-                    os.kill(os.getpid(), signal.SIGINT)
-                continue
-            pending.put(request)
-        pending.put(None)
+        try:
+            for line in requests:
+                request = json.loads(line)
+                if request.get("op") == "interrupt":
+                    _interrupt(request.get("cell"))
+                    continue
+                pending.put(request)
+        finally:
+            # The host is gone, or sent what no kernel sends: end.
+            pending.put(None)
 
     threading.Thread(target=read, daemon=True).start()
     answer({"ready": True})
@@ -127,15 +150,22 @@ def main():
             answer({"ok": True})
             continue
         cell = int(request["cell"])
-        status, timed_out = _run(request["code"], cell, request.get("timeout"), namespace)
-        for stream in (sys.stdout, sys.stderr):
+        try:
+            status, timed_out = _run(request["code"], cell, request.get("timeout"), namespace)
+        except KeyboardInterrupt:
+            # Landed after the cell's own handling: the cell is over anyway.
+            status, timed_out = 1, False
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             try:
                 stream.flush()
             except Exception:
                 pass
         end = ("%s:%d\n" % (MARKER, cell)).encode()
-        os.write(1, end)
-        os.write(2, end)
+        for fd in (out, err):
+            try:
+                os.write(fd, end)
+            except OSError:
+                pass
         answer({"cell": cell, "status": status, "timed_out": timed_out})
 
 

@@ -11,7 +11,7 @@
 //! an output flood) is lost, and says so: it never comes back with its
 //! variables gone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,6 +92,8 @@ pub struct Session {
     backend_name: &'static str,
     cells: u64,
     armed: bool,
+    in_flight: bool,
+    started: Instant,
     calls_seen: usize,
     dropped_seen: u64,
     lost: Option<String>,
@@ -128,10 +130,7 @@ impl Session {
             })
             .map_err(RunError::io(format!("binding {}", kernel_path.display())))?;
 
-        let marker = format!(
-            "\u{1e}codemode-cell-end-{}",
-            grant.token().get(3..19).unwrap_or("0")
-        );
+        let marker = format!("\u{1e}codemode-cell-end-{}", random_hex()?);
         let mut env = options.env.clone();
         env.insert(
             "CODEMODE_KERNEL_SOCKET".into(),
@@ -173,6 +172,7 @@ impl Session {
                 let finished = backend.run(&spec, &sink, kill).await;
                 // A kernel can outlive what watched its sandbox (an engine
                 // gone mid-run): the session ends with the watching.
+                router.sandbox_gone.store(true, Ordering::SeqCst);
                 router.sandbox_ended.notify_one();
                 finished
             }
@@ -191,6 +191,8 @@ impl Session {
             backend_name: backend.name(),
             cells: 0,
             armed: false,
+            in_flight: false,
+            started: Instant::now(),
             calls_seen: 0,
             dropped_seen: 0,
             lost: None,
@@ -198,26 +200,40 @@ impl Session {
         match session.connect(kernel_listener).await {
             Ok(()) => Ok(session),
             Err(why) => {
-                let ended = session.end().await;
-                Err(ended.err().unwrap_or_else(|| RunError::Io {
+                // Why it did not start is what the user needs; a failed
+                // clean-up after it is logged.
+                if let Err(err) = session.end().await {
+                    tracing::warn!("{err}");
+                }
+                Err(RunError::Io {
                     context: "starting the session's kernel".into(),
                     source: std::io::Error::other(why),
-                }))
+                })
             }
         }
     }
 
-    /// Accepts the kernel's connection, hands it the grant's token (never
-    /// in its environment at start) and waits for it to be ready.
+    /// Accepts the kernel's connection and waits for it to be ready.
     async fn connect(&mut self, listener: UnixListener) -> Result<(), String> {
         let running = self.running.as_mut().ok_or("the sandbox is gone")?;
         let accepted = tokio::select! {
-            accepted = tokio::time::timeout(START_LIMIT, listener.accept()) => accepted,
-            ended = running => return Err(match ended {
-                Ok(Ok(finished)) => format!("the kernel ended before it was ready ({})", ended_how(&finished)),
-                Ok(Err(err)) => err.to_string(),
-                Err(err) => err.to_string(),
-            }),
+            accepted = tokio::time::timeout(START_LIMIT, listener.accept()) => Ok(accepted),
+            ended = running => Err(ended),
+        };
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
+            Err(ended) => {
+                // Its outcome is taken: the handle must not be awaited again.
+                self.running = None;
+                return Err(match ended {
+                    Ok(Ok(finished)) => format!(
+                        "the kernel ended before it was ready ({})",
+                        ended_how(&finished)
+                    ),
+                    Ok(Err(err)) => err.to_string(),
+                    Err(err) => err.to_string(),
+                });
+            }
         };
         let (stream, _) = accepted
             .map_err(|_| format!("the kernel did not start within {START_LIMIT:?}"))?
@@ -244,7 +260,7 @@ impl Session {
                 Ok(())
             }
             Err(why) => {
-                let _ = self.end().await;
+                self.lose(why.clone()).await;
                 Err(RunError::Io {
                     context: "handing the session its token".into(),
                     source: std::io::Error::other(why),
@@ -279,6 +295,11 @@ impl Session {
         }
     }
 
+    /// How long ago the session started.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Whether [`Session::arm`] has handed the kernel its token.
     pub fn is_armed(&self) -> bool {
         self.armed
@@ -293,7 +314,7 @@ impl Session {
 
     /// Whether the session can run another cell.
     pub fn is_alive(&self) -> bool {
-        self.lost.is_none()
+        self.lost.is_none() && !self.router.sandbox_gone.load(Ordering::SeqCst) && !self.in_flight
     }
 
     /// Runs `code` as the next cell, its output passed on to `live` as it
@@ -306,6 +327,9 @@ impl Session {
         sink: Arc<OutputSink>,
     ) -> CellOutcome {
         let started = Instant::now();
+        if self.lost.is_none() && self.in_flight {
+            self.lose("an earlier call left its cell half-done: the session was ended, and its variables are gone".into()).await;
+        }
         if let Some(why) = &self.lost {
             let report = self.report(&sink, started, None, false, Some(why.clone()));
             return CellOutcome::SessionLost(report);
@@ -318,11 +342,33 @@ impl Session {
         });
         let deadline = timeout + INTERRUPT_GRACE;
         let router = Arc::clone(&self.router);
+        // Set until the answer is read: a cell dropped half-way (its caller
+        // gone) leaves an answer no later cell may take for its own.
+        self.in_flight = true;
+        let flooded = async {
+            loop {
+                router.flooded.notified().await;
+                // A flood of an earlier cell, noticed late, is not this one's.
+                if router.flood_cell.load(Ordering::SeqCst) == cell {
+                    return;
+                }
+            }
+        };
         let answer = tokio::select! {
             answer = self.ask_kernel(Some(request), deadline) => answer,
-            () = router.flooded.notified() => Err("flooded".into()),
+            () = flooded => Err("flooded".into()),
             () = router.sandbox_ended.notified() => Err("ended".into()),
         };
+        let answer = answer.and_then(|answer| {
+            if answer.get("cell").and_then(serde_json::Value::as_u64) == Some(cell) {
+                Ok(answer)
+            } else {
+                Err(format!("the kernel answered {answer} for cell {cell}"))
+            }
+        });
+        if answer.is_ok() {
+            self.in_flight = false;
+        }
         let answer = match answer {
             Ok(answer) => answer,
             Err(why) => {
@@ -461,7 +507,9 @@ impl Drop for Session {
 }
 
 fn ended_how(finished: &Finished) -> String {
-    if finished.oom_killed {
+    if finished.cancelled {
+        "ended by codemode: to make room, or because serve is stopping".into()
+    } else if finished.oom_killed {
         "killed: out of memory".into()
     } else if finished.timed_out {
         "past the session's lifetime".into()
@@ -474,6 +522,14 @@ fn ended_how(finished: &Finished) -> String {
     }
 }
 
+/// 64 random bits as hex: the cells' end marker, which no output of a cell
+/// can know in advance.
+fn random_hex() -> Result<String, RunError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|err| RunError::Token(err.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Cuts the sandbox's output into cells at the kernel's end markers and
 /// passes each cell's part to that cell's sink.
 struct Router {
@@ -482,7 +538,9 @@ struct Router {
     marked: Notify,
     flooded: Notify,
     sandbox_ended: Notify,
-    flood_seen: AtomicBool,
+    sandbox_gone: AtomicBool,
+    /// The cell whose output flooded (0: none).
+    flood_cell: AtomicU64,
 }
 
 #[derive(Default)]
@@ -502,7 +560,8 @@ impl Router {
             marked: Notify::new(),
             flooded: Notify::new(),
             sandbox_ended: Notify::new(),
-            flood_seen: AtomicBool::new(false),
+            sandbox_gone: AtomicBool::new(false),
+            flood_cell: AtomicU64::new(0),
         }
     }
 
@@ -570,7 +629,7 @@ impl Router {
         };
         if !now.is_empty()
             && !sink.push(stream, now)
-            && !self.flood_seen.swap(true, Ordering::SeqCst)
+            && self.flood_cell.swap(route.cell, Ordering::SeqCst) != route.cell
         {
             self.flooded.notify_one();
         }
