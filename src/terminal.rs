@@ -119,6 +119,16 @@ fn code(value: u32, out: &mut Vec<u8>) {
 /// codemode's stdout and stderr as a script's output reaches them: each one
 /// that is a terminal gets its own [`Sanitizer`], the others the bytes as
 /// they are.
+/// A script's output passed on as it arrives, its control characters shown
+/// as text where it goes to a terminal (`exec`, `repl`).
+pub fn live() -> codemode_sandbox::Live {
+    let screen = Screen::new();
+    Box::new(move |stream: Stream, bytes: &[u8]| {
+        // Best effort: a closed terminal must not stop the run.
+        let _ = screen.write(stream, bytes);
+    })
+}
+
 pub struct Screen {
     stdout: Mutex<Option<Sanitizer>>,
     stderr: Mutex<Option<Sanitizer>>,

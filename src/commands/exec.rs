@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::progress::Progress;
 use codemode_config::Config;
 use codemode_run::{signals, Exit, Options, Outcome, Report, Signal};
-use codemode_sandbox::{OutputSink, Stream};
+use codemode_sandbox::OutputSink;
 use codemode_text::human_bytes;
 
 pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
@@ -22,7 +22,10 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     let options = options(&config, args)?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;
 
-    let sink = OutputSink::new(options.limits.output_bytes, (!args.json).then(terminal));
+    let sink = OutputSink::new(
+        options.limits.output_bytes,
+        (!args.json).then(crate::terminal::live),
+    );
     let cancel = CancellationToken::new();
     let signalled = signals::cancel_on_stop(&cancel);
     let stopped_early = |signalled: &OnceLock<Signal>| {
@@ -110,16 +113,6 @@ fn print_json(report: &Report) {
     );
 }
 
-/// Passes output on as it arrives, its control characters shown as text
-/// where it goes to a terminal.
-fn terminal() -> codemode_sandbox::Live {
-    let screen = crate::terminal::Screen::new();
-    Box::new(move |stream: Stream, bytes: &[u8]| {
-        // Best effort: a closed terminal must not stop the run.
-        let _ = screen.write(stream, bytes);
-    })
-}
-
 fn read_script(file: &Path) -> Result<(String, String), Error> {
     if file == Path::new("-") {
         let mut source = String::new();
@@ -156,17 +149,7 @@ fn script_file_name(file: &Path) -> String {
 fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
     let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
-    if let Some(memory) = args.memory {
-        options.limits.memory_bytes = memory.bytes();
-        options.limits.chosen.memory = true;
-    }
-    if let Some(cpus) = args.cpus {
-        options.limits.cpus = cpus.0;
-        options.limits.chosen.cpus = true;
-    }
-    if let Some(disk) = args.disk {
-        options.limits.disk_bytes = disk.0;
-    }
+    options.choose(args.memory, args.cpus, args.disk);
     if let Some(size) = args.max_output {
         options.limits.output_bytes = usize::try_from(size.0).unwrap_or(usize::MAX);
     }

@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::progress::Progress;
 use codemode_run::{signals, CellOutcome, Options, Session, StopSignals};
-use codemode_sandbox::{OutputSink, Stream};
+use codemode_sandbox::OutputSink;
 
 /// Imported before the first prompt: every server by its module name.
 const PRELUDE: &str = "from mcp_tools import *\n";
@@ -58,7 +58,7 @@ pub async fn run(ctx: &Context, args: &ReplArgs) -> Result<(), Error> {
             }
             let sink = Arc::new(OutputSink::new(
                 options.limits.output_bytes,
-                Some(terminal()),
+                Some(crate::terminal::live()),
             ));
             let interrupter = session.interrupter();
             let cell = {
@@ -114,7 +114,7 @@ async fn open(
     let mut session = runner.open_session(stubs, options).await?;
     let sink = Arc::new(OutputSink::new(
         options.limits.output_bytes,
-        Some(terminal()),
+        Some(crate::terminal::live()),
     ));
     if let CellOutcome::SessionLost(report) =
         session.execute(PRELUDE, options.limits.timeout, sink).await
@@ -190,14 +190,6 @@ fn opens_block(source: &str) -> bool {
         }
     }
     depth > 0 || triple % 2 == 1
-}
-
-/// Passes output on as it arrives, its control characters shown as text.
-fn terminal() -> codemode_sandbox::Live {
-    let screen = crate::terminal::Screen::new();
-    Box::new(move |stream: Stream, bytes: &[u8]| {
-        let _ = screen.write(stream, bytes);
-    })
 }
 
 #[cfg(test)]

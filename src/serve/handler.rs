@@ -759,9 +759,7 @@ fn rendered(report: &Report, session: Option<&str>) -> CallToolResult {
 /// A new session's id: 128 random bits, since any client of this serve that
 /// knows an id can run code in its session.
 fn session_id() -> Result<String, RunError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|err| RunError::Token(err.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    codemode_run::random_hex(16)
 }
 
 /// How a run ended, on one line: `exit code 0, 12 ms, 3 tool calls`.

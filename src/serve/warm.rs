@@ -65,27 +65,8 @@ impl Warm {
     }
 
     fn take_ready(&self, module: &str) -> Option<Session> {
-        let (found, stale) = {
-            let mut ready = self.lock();
-            let all = std::mem::take(&mut *ready);
-            let mut found = None;
-            let mut stale = Vec::new();
-            for (stubs, session) in all {
-                if stubs != module || !session.is_alive() || session.age() > self.max_age {
-                    stale.push(session);
-                } else if found.is_none() {
-                    found = Some(session);
-                } else {
-                    ready.push((stubs, session));
-                }
-            }
-            (found, stale)
-        };
-        for mut session in stale {
-            tokio::spawn(async move {
-                let _ = session.close().await;
-            });
-        }
+        self.prune(module);
+        let found = self.lock().pop().map(|(_, session)| session);
         self.wanted.notify_one();
         found
     }

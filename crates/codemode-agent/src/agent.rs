@@ -160,8 +160,7 @@ impl Agent<'_> {
                 let Some(lifetime) = warm else {
                     return self.client.complete(&system, &messages).await;
                 };
-                let mut options = self.options.clone();
-                options.limits.timeout = lifetime;
+                let options = self.session_options(lifetime);
                 let (reply, prepared) = tokio::join!(
                     self.client.complete(&system, &messages),
                     self.runner.prepare_session(self.module, &options)
@@ -357,15 +356,8 @@ impl Agent<'_> {
         lifetime: Duration,
     ) -> Result<Report, AgentError> {
         let mut slot = session.lock().await;
-        let started = slot.is_none();
-        if started {
-            let mut options = self.options.clone();
-            options.limits.timeout = lifetime;
-            let opened = tokio::select! {
-                opened = self.runner.open_session(self.module, &options) => opened?,
-                () = self.cancel.cancelled() => return Err(AgentError::Stopped),
-            };
-            *slot = Some(opened);
+        if slot.is_none() {
+            *slot = Some(self.open_session(lifetime).await?);
         }
         let Some(live) = slot.as_mut() else {
             return Err(AgentError::Stopped);
@@ -373,12 +365,7 @@ impl Agent<'_> {
         if !live.is_armed() && live.arm().await.is_err() {
             // The session made while the model thought did not survive to
             // its first script: a new one, as for any first script.
-            let mut options = self.options.clone();
-            options.limits.timeout = lifetime;
-            *live = tokio::select! {
-                opened = self.runner.open_session(self.module, &options) => opened?,
-                () = self.cancel.cancelled() => return Err(AgentError::Stopped),
-            };
+            *live = self.open_session(lifetime).await?;
         }
         let sink = Arc::new(OutputSink::new(self.options.limits.output_bytes, None));
         let cell = tokio::select! {
@@ -398,6 +385,21 @@ impl Agent<'_> {
                 report
             }
         })
+    }
+
+    /// A session's limits: the task's, living at most `lifetime`.
+    fn session_options(&self, lifetime: Duration) -> Options {
+        let mut options = self.options.clone();
+        options.limits.timeout = lifetime;
+        options
+    }
+
+    async fn open_session(&self, lifetime: Duration) -> Result<Session, AgentError> {
+        let options = self.session_options(lifetime);
+        tokio::select! {
+            opened = self.runner.open_session(self.module, &options) => Ok(opened?),
+            () = self.cancel.cancelled() => Err(AgentError::Stopped),
+        }
     }
 
     /// One run, exactly as `exec` makes it.

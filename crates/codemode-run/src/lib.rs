@@ -16,5 +16,5 @@ pub use error::RunError;
 pub use options::Options;
 pub use report::{Exit, Outcome, Report};
 pub use runner::Runner;
-pub use session::{CellOutcome, Interrupter, Session};
+pub use session::{random_hex, CellOutcome, Interrupter, Session};
 pub use signals::{Signal, StopSignals};

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use codemode_config::{Backend, SandboxConfig};
+use codemode_config::{Backend, ByteSize, Cpus, SandboxConfig, SizeLimit};
 use codemode_sandbox::Limits;
 
 /// Everything one execution needs besides the script and its stubs.
@@ -21,28 +21,39 @@ impl Options {
     /// limit the config sets is the user's choice, enforced or refused (see
     /// [`codemode_sandbox::Chosen`]).
     pub fn from_config(config: &SandboxConfig) -> Options {
-        let mut limits = Limits {
-            timeout: config.timeout,
-            pids: config.pids,
-            ..Limits::default()
-        };
-        if let Some(memory) = config.memory {
-            limits.memory_bytes = memory.bytes();
-            limits.chosen.memory = true;
-        }
-        if let Some(cpus) = config.cpus {
-            limits.cpus = cpus.0;
-            limits.chosen.cpus = true;
-        }
-        if let Some(disk) = config.disk {
-            limits.disk_bytes = disk.0;
-        }
-        Options {
+        let mut options = Options {
             backend: config.backend,
-            limits,
+            limits: Limits {
+                timeout: config.timeout,
+                pids: config.pids,
+                ..Limits::default()
+            },
             allow: Vec::new(),
             env: BTreeMap::new(),
             args: Vec::new(),
+        };
+        options.choose(config.memory, config.cpus, config.disk);
+        options
+    }
+
+    /// The limits a user set, from the config or the flags over it: a
+    /// memory limit or CPU share set is enforced or the run refused.
+    pub fn choose(
+        &mut self,
+        memory: Option<SizeLimit>,
+        cpus: Option<Cpus>,
+        disk: Option<ByteSize>,
+    ) {
+        if let Some(memory) = memory {
+            self.limits.memory_bytes = memory.bytes();
+            self.limits.chosen.memory = true;
+        }
+        if let Some(cpus) = cpus {
+            self.limits.cpus = cpus.0;
+            self.limits.chosen.cpus = true;
+        }
+        if let Some(disk) = disk {
+            self.limits.disk_bytes = disk.0;
         }
     }
 
@@ -67,7 +78,6 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codemode_config::{ByteSize, Cpus, SizeLimit};
 
     #[test]
     fn limits_the_config_sets_are_chosen_and_the_rest_are_defaults() {

@@ -44,6 +44,26 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Output between cells (the kernel's start) kept for the next cell.
 const BETWEEN_CELLS: usize = 64 * 1024;
 
+/// Why the kernel's answer did not come.
+enum Unanswered {
+    /// Not within the time given.
+    Late,
+    /// The cell flooded its output.
+    Flooded,
+    /// The kernel or its sandbox went, or answered out of turn.
+    Gone(String),
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unanswered::Late => f.write_str("no answer in time"),
+            Unanswered::Flooded => f.write_str("the output flooded"),
+            Unanswered::Gone(what) => f.write_str(what),
+        }
+    }
+}
+
 /// What a cell did. A lost session's report says why in `error`.
 #[derive(Debug)]
 pub enum CellOutcome {
@@ -130,7 +150,7 @@ impl Session {
             })
             .map_err(RunError::io(format!("binding {}", kernel_path.display())))?;
 
-        let marker = format!("\u{1e}codemode-cell-end-{}", random_hex()?);
+        let marker = format!("\u{1e}codemode-cell-end-{}", random_hex(8)?);
         let mut env = options.env.clone();
         env.insert(
             "CODEMODE_KERNEL_SOCKET".into(),
@@ -241,7 +261,10 @@ impl Session {
         let (read, write) = stream.into_split();
         self.reader = Some(BufReader::new(read));
         *self.writer.lock().await = Some(write);
-        let ready = self.ask_kernel(None, START_LIMIT).await?;
+        let ready = self
+            .ask_kernel(None, START_LIMIT)
+            .await
+            .map_err(|why| why.to_string())?;
         if ready.get("ready").and_then(serde_json::Value::as_bool) != Some(true) {
             return Err(format!("the kernel said {ready} instead of being ready"));
         }
@@ -260,6 +283,7 @@ impl Session {
                 Ok(())
             }
             Err(why) => {
+                let why = why.to_string();
                 self.lose(why.clone()).await;
                 Err(RunError::Io {
                     context: "handing the session its token".into(),
@@ -274,24 +298,28 @@ impl Session {
         &mut self,
         request: Option<serde_json::Value>,
         within: Duration,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, Unanswered> {
+        let gone = |what: String| Unanswered::Gone(what);
         if let Some(request) = request {
             let line = request.to_string() + "\n";
             let mut writer = self.writer.lock().await;
-            let write = writer.as_mut().ok_or("no kernel")?;
+            let write = writer.as_mut().ok_or_else(|| gone("no kernel".into()))?;
             write
                 .write_all(line.as_bytes())
                 .await
-                .map_err(|err| format!("the kernel is gone ({err})"))?;
+                .map_err(|err| gone(format!("the kernel is gone ({err})")))?;
         }
-        let read = self.reader.as_mut().ok_or("no kernel")?;
+        let read = self
+            .reader
+            .as_mut()
+            .ok_or_else(|| gone("no kernel".into()))?;
         let mut line = String::new();
         match tokio::time::timeout(within, read.read_line(&mut line)).await {
-            Err(_) => Err("no answer".into()),
-            Ok(Err(err)) => Err(format!("the kernel is gone ({err})")),
-            Ok(Ok(0)) => Err("the kernel is gone".into()),
+            Err(_) => Err(Unanswered::Late),
+            Ok(Err(err)) => Err(gone(format!("the kernel is gone ({err})"))),
+            Ok(Ok(0)) => Err(gone("the kernel is gone".into())),
             Ok(Ok(_)) => serde_json::from_str(&line)
-                .map_err(|err| format!("the kernel said `{}`: {err}", line.trim())),
+                .map_err(|err| gone(format!("the kernel said `{}`: {err}", line.trim()))),
         }
     }
 
@@ -356,14 +384,16 @@ impl Session {
         };
         let answer = tokio::select! {
             answer = self.ask_kernel(Some(request), deadline) => answer,
-            () = flooded => Err("flooded".into()),
-            () = router.sandbox_ended.notified() => Err("ended".into()),
+            () = flooded => Err(Unanswered::Flooded),
+            () = router.sandbox_ended.notified() => Err(Unanswered::Gone("the sandbox ended".into())),
         };
         let answer = answer.and_then(|answer| {
             if answer.get("cell").and_then(serde_json::Value::as_u64) == Some(cell) {
                 Ok(answer)
             } else {
-                Err(format!("the kernel answered {answer} for cell {cell}"))
+                Err(Unanswered::Gone(format!(
+                    "the kernel answered {answer} for cell {cell}"
+                )))
             }
         });
         if answer.is_ok() {
@@ -371,21 +401,22 @@ impl Session {
         }
         let answer = match answer {
             Ok(answer) => answer,
-            Err(why) => {
-                let why = if why == "no answer" {
-                    format!(
+            Err(unanswered) => {
+                let timed_out = matches!(unanswered, Unanswered::Late);
+                let why = match unanswered {
+                    Unanswered::Late => format!(
                         "the cell ran past its time limit of {} and did not stop when interrupted: \
                          the session was ended, and its variables are gone",
                         humantime::format_duration(timeout)
-                    )
-                } else if why == "flooded" {
-                    "the cell kept writing output far past the cap: the session was ended, and its variables are gone".into()
-                } else {
-                    let how = self.ended().await;
-                    format!("the session's sandbox ended ({how}): its variables are gone")
+                    ),
+                    Unanswered::Flooded => "the cell kept writing output far past the cap: the session was ended, and its variables are gone".into(),
+                    // How the sandbox ended says more than how the kernel went.
+                    Unanswered::Gone(_) => {
+                        let how = self.ended().await;
+                        format!("the session's sandbox ended ({how}): its variables are gone")
+                    }
                 };
                 // Reported before the grant goes: its calls are the cell's.
-                let timed_out = why.contains("time limit");
                 let report = self.report(&sink, started, None, timed_out, Some(why.clone()));
                 self.lose(why).await;
                 return CellOutcome::SessionLost(report);
@@ -522,12 +553,12 @@ fn ended_how(finished: &Finished) -> String {
     }
 }
 
-/// 64 random bits as hex: the cells' end marker, which no output of a cell
-/// can know in advance.
-fn random_hex() -> Result<String, RunError> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|err| RunError::Token(err.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// `bytes` random bytes as hex, from the system's random source: the
+/// cells' end marker (which no cell can know in advance), session ids.
+pub fn random_hex(bytes: usize) -> Result<String, RunError> {
+    let mut random = vec![0u8; bytes];
+    getrandom::fill(&mut random).map_err(|err| RunError::Token(err.to_string()))?;
+    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Cuts the sandbox's output into cells at the kernel's end markers and
