@@ -38,11 +38,6 @@ impl ToolFilter {
         self
     }
 
-    /// The run's own `server.tool` patterns, if it was narrowed.
-    pub fn run_patterns(&self) -> Option<&[String]> {
-        self.run.as_deref()
-    }
-
     /// Whether `server.tool` may be seen and called.
     pub fn permits(&self, server: &str, tool: &str) -> bool {
         let by_server = self
@@ -153,7 +148,7 @@ mod tests {
     #[test]
     fn an_empty_narrowing_changes_nothing() {
         let filter = ToolFilter::default().narrowed(&[]);
-        assert_eq!(filter.run_patterns(), None);
+        assert_eq!(filter, ToolFilter::default());
         assert!(filter.permits("news", "search"));
     }
 

@@ -66,12 +66,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn report(&self) -> &Report {
-        match self {
-            Outcome::Done(report) | Outcome::Lost { report, .. } => report,
-        }
-    }
-
     pub fn into_report(self) -> Report {
         match self {
             Outcome::Done(report) | Outcome::Lost { report, .. } => report,

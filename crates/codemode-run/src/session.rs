@@ -72,14 +72,6 @@ pub enum CellOutcome {
     SessionLost(Report),
 }
 
-impl CellOutcome {
-    pub fn report(&self) -> &Report {
-        match self {
-            CellOutcome::Done(report) | CellOutcome::SessionLost(report) => report,
-        }
-    }
-}
-
 /// Interrupts the running cell of a session (`KeyboardInterrupt`), from
 /// anywhere: a Ctrl-C handler while the cell runs.
 #[derive(Clone)]
