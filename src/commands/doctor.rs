@@ -227,6 +227,7 @@ async fn trial_run(backend: &codemode_sandbox::Backend) -> Result<(), String> {
         bridge_dir: dir.bridge().to_path_buf(),
         host_user: user.user(),
         limits,
+        clock: Default::default(),
     };
     let sink = OutputSink::new(1024, None);
     let finished = backend

@@ -1028,6 +1028,7 @@ mod tests {
             server: "news".into(),
             tool: "search".into(),
             ok,
+            approval: codemode_mcp::bridge::Approval::NotRequired,
             error: (!ok).then_some("tool_error"),
             duration_ms: 3.4,
         }

@@ -103,6 +103,7 @@ mod tests {
                 headers: BTreeMap::new(),
             },
             allow: allow.map(|a| a.iter().map(|s| s.to_string()).collect()),
+            approve: Vec::new(),
             connect_timeout: Duration::from_secs(1),
             call_timeout: Duration::from_secs(1),
         }

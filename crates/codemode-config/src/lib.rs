@@ -6,6 +6,7 @@
 //! variable is unset fails alone, with a message that names the variable and never
 //! its value.
 
+mod approve;
 mod duration;
 mod expand;
 mod filter;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use approve::ApprovalRules;
 pub use expand::expand;
 pub use filter::{glob_match, ToolFilter};
 pub use value::{parse_size, Backend, ByteSize, Cpus, SizeLimit};
@@ -118,6 +120,9 @@ pub struct ServerConfig {
     pub headers: BTreeMap<String, String>,
     /// Tool names (or `*` patterns) that may reach the sandbox; all when absent.
     pub allow: Option<Vec<String>>,
+    /// Tool names (or `*` patterns) whose every call waits for a person's yes.
+    #[serde(default)]
+    pub approve: Vec<String>,
     #[serde(default, with = "duration::option")]
     pub connect_timeout: Option<Duration>,
     #[serde(default, with = "duration::option")]
@@ -178,6 +183,10 @@ pub struct SandboxConfig {
     /// The size of the workspace, like "256m".
     pub disk: Option<ByteSize>,
     pub python: Option<String>,
+    /// How long a call that needs approval waits for an answer before it is
+    /// refused. Not counted towards `timeout`.
+    #[serde(with = "duration::required")]
+    pub approval_timeout: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -191,6 +200,7 @@ impl Default for SandboxConfig {
             pids: 128,
             disk: None,
             python: None,
+            approval_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -419,6 +429,7 @@ pub struct ResolvedServer {
     pub name: String,
     pub transport: Transport,
     pub allow: Option<Vec<String>>,
+    pub approve: Vec<String>,
     pub connect_timeout: Duration,
     pub call_timeout: Duration,
 }
@@ -545,6 +556,7 @@ impl ServerConfig {
             name: name.to_string(),
             transport,
             allow: self.allow.clone(),
+            approve: self.approve.clone(),
             connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             call_timeout: self.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
         })

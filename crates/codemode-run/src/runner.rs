@@ -171,6 +171,7 @@ impl Runner {
             bridge_dir: dirs.bridge().to_path_buf(),
             host_user: user.user(),
             limits: options.limits.clone(),
+            clock: Default::default(),
         };
 
         let stop_bridge = CancellationToken::new();

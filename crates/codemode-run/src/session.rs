@@ -157,6 +157,7 @@ impl Session {
             bridge_dir: dirs.bridge().to_path_buf(),
             host_user: user.user(),
             limits: options.limits.clone(),
+            clock: Default::default(),
         };
 
         let stop_bridge = CancellationToken::new();

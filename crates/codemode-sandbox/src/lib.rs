@@ -8,6 +8,7 @@
 //! failing closed: a layer that cannot be set up is an error, never a reason to
 //! run with less isolation.
 
+mod clock;
 pub mod docker;
 mod host_user;
 pub mod native;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use clock::{Pause, RunClock};
 pub use output::{Live, OutputSink, Stream};
 pub use run_dir::RunDir;
 
@@ -188,6 +190,9 @@ pub struct RunSpec {
     /// the workspace needs.
     pub host_user: HostUser,
     pub limits: Limits,
+    /// What `limits.timeout` is measured on: time waiting for a person does
+    /// not count.
+    pub clock: RunClock,
 }
 
 /// How a run ended.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::approval::{Approval, Approvals, Gate, Question};
 use super::wire::{ErrorKind, RpcError};
 use codemode_config::ToolFilter;
 
@@ -31,6 +32,8 @@ pub struct GrantSpec {
     pub calls_per_second: f64,
     /// Calls in flight at once.
     pub max_concurrent: usize,
+    /// Which calls wait for a person's yes, and whom to ask.
+    pub approvals: Approvals,
 }
 
 impl GrantSpec {
@@ -42,6 +45,7 @@ impl GrantSpec {
             max_calls: None,
             calls_per_second: 1000.0,
             max_concurrent: 64,
+            approvals: Approvals::none(),
         }
     }
 }
@@ -60,6 +64,7 @@ pub struct GrantState {
     records: Mutex<Records>,
     bucket: Mutex<Bucket>,
     in_flight: Arc<Semaphore>,
+    gate: Gate,
 }
 
 struct Bucket {
@@ -73,6 +78,8 @@ pub struct CallRecord {
     pub server: String,
     pub tool: String,
     pub ok: bool,
+    /// Whether a person was asked, and how it went.
+    pub approval: Approval,
     /// The error kind when not ok.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
@@ -117,6 +124,7 @@ impl Grants {
             in_flight: Arc::new(Semaphore::new(spec.max_concurrent.max(1))),
             calls: AtomicU64::new(0),
             records: Mutex::new(Records::default()),
+            gate: Gate::new(spec.approvals.clone()),
             spec,
         });
         lock(&self.live).push(Arc::clone(&state));
@@ -182,6 +190,11 @@ impl GrantState {
     /// The tools this grant admits.
     pub fn filter(&self) -> &ToolFilter {
         &self.spec.filter
+    }
+
+    /// Waits for the call's approval where it needs one.
+    pub async fn approve(&self, question: &Question) -> Result<Approval, (Approval, RpcError)> {
+        self.gate.pass(question).await
     }
 
     /// Admits one call under the budget, the rate and the concurrency bound; the
@@ -342,6 +355,7 @@ mod tests {
             server: "news".into(),
             tool: format!("t{n}"),
             ok: true,
+            approval: Approval::NotRequired,
             error: None,
             duration_ms: 1.0,
         }

@@ -6,6 +6,7 @@
 //! `exec` and `serve` run it in-process for one execution at a time; `codemode
 //! bridge` runs it standalone.
 
+mod approval;
 mod arguments;
 mod grant;
 mod listen;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+pub use approval::{Answer, Approval, Approvals, Approver, ApproverSlot, Question, Refuse};
 pub use grant::{CallRecord, Grant, GrantSpec, Records};
 pub use listen::{ConnectionLimits, Listener, UnixSocket};
 pub use wire::{parse_request, ErrorKind, RpcError, RpcRequest};
@@ -173,17 +175,17 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
         Ok((request, _)) => (request.server.clone(), request.tool.clone()),
         Err(_) => (String::new(), String::new()),
     };
-    let outcome = match grant.admit() {
-        Err(err) => Err(err),
+    let (approval, outcome) = match grant.admit() {
+        Err(err) => (Approval::NotRequired, Err(err)),
         Ok(_permit) => match parsed {
-            Err(err) => Err(err),
+            Err(err) => (Approval::NotRequired, Err(err)),
             Ok((request, arguments)) => {
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     let shown = Value::Object(arguments.clone());
                     tracing::debug!(token = grant.id(), server = %request.server, tool = %request.tool, arguments = %shown, "call");
                 }
                 shared
-                    .call(&grant, &request.server, &request.tool, arguments)
+                    .call(&grant, request.server, request.tool, arguments)
                     .await
             }
         },
@@ -206,6 +208,7 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
             server: server.clone(),
             tool: tool.clone(),
             ok: outcome.is_ok(),
+            approval,
             error: outcome.as_ref().err().map(|e| e.kind.as_str()),
             duration_ms: elapsed.as_secs_f64() * 1000.0,
         });
@@ -216,6 +219,7 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
         tool = %tool,
         ms = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
         outcome = label,
+        approval = ?approval,
         "call"
     );
     match outcome {
@@ -233,13 +237,57 @@ async fn rpc(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
 }
 
 impl Shared {
+    /// Checks and makes one call; also says how its approval went, for the
+    /// record.
     async fn call(
+        &self,
+        grant: &GrantState,
+        server: String,
+        tool: String,
+        arguments: Map<String, Value>,
+    ) -> (Approval, Result<Value, RpcError>) {
+        let question = match self.check(grant, &server, &tool, arguments).await {
+            Ok(question) => question,
+            Err(err) => return (Approval::NotRequired, Err(err)),
+        };
+        // Asked only about a call that would otherwise be made: a person is
+        // never asked to approve what the bridge would refuse anyway.
+        let approval = match grant.approve(&question).await {
+            Ok(approval) => approval,
+            Err((approval, err)) => return (approval, Err(err)),
+        };
+        let Question {
+            server,
+            tool,
+            arguments,
+        } = question;
+        let outcome = async {
+            let info = self
+                .registry
+                .tool_info(&server, &tool)
+                .await
+                .map_err(rpc_error)?
+                .ok_or_else(|| unknown_tool(&server, &tool))?;
+            let result = self
+                .registry
+                .call_tool(&server, &tool, arguments)
+                .await
+                .map_err(rpc_error)?;
+            map_result(&result, info.fastmcp_wrapped).map_err(RpcError::from_tool)
+        }
+        .await;
+        (approval, outcome)
+    }
+
+    /// Everything judged before a call could be made: the server, the
+    /// grant, the tool and its arguments.
+    async fn check(
         &self,
         grant: &GrantState,
         server: &str,
         tool: &str,
         arguments: Map<String, Value>,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Question, RpcError> {
         self.registry.spec(server).map_err(|_| {
             let known: Vec<&str> = self.registry.names().collect();
             RpcError::new(
@@ -259,25 +307,26 @@ impl Shared {
             .tool_info(server, tool)
             .await
             .map_err(rpc_error)?
-            .ok_or_else(|| {
-                RpcError::new(
-                    ErrorKind::UnknownTool,
-                    format!("server `{server}` has no tool `{tool}`"),
-                )
-            })?;
+            .ok_or_else(|| unknown_tool(server, tool))?;
         arguments::check(&info.input_schema, &arguments).map_err(|message| {
             RpcError::new(
                 ErrorKind::InvalidArguments,
                 format!("{server}.{tool}: {message}"),
             )
         })?;
-        let result = self
-            .registry
-            .call_tool(server, tool, arguments)
-            .await
-            .map_err(rpc_error)?;
-        map_result(&result, info.fastmcp_wrapped).map_err(RpcError::from_tool)
+        Ok(Question {
+            server: server.to_string(),
+            tool: tool.to_string(),
+            arguments,
+        })
     }
+}
+
+fn unknown_tool(server: &str, tool: &str) -> RpcError {
+    RpcError::new(
+        ErrorKind::UnknownTool,
+        format!("server `{server}` has no tool `{tool}`"),
+    )
 }
 
 /// A name from a request as reports and logs show it: at most 100 bytes, on

@@ -14,6 +14,7 @@ pub const MAX_DEPTH: usize = 64;
 pub enum ErrorKind {
     Unauthorized,
     Forbidden,
+    Denied,
     UnknownServer,
     UnknownTool,
     InvalidArguments,
@@ -27,9 +28,10 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for checks that must cover the whole contract.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Unauthorized,
         ErrorKind::Forbidden,
+        ErrorKind::Denied,
         ErrorKind::UnknownServer,
         ErrorKind::UnknownTool,
         ErrorKind::InvalidArguments,
@@ -45,6 +47,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Denied => "denied",
             ErrorKind::UnknownServer => "unknown_server",
             ErrorKind::UnknownTool => "unknown_tool",
             ErrorKind::InvalidArguments => "invalid_arguments",
@@ -60,7 +63,8 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            // Granted, but the person asked said no (or was not there).
+            ErrorKind::Forbidden | ErrorKind::Denied => StatusCode::FORBIDDEN,
             ErrorKind::UnknownServer | ErrorKind::UnknownTool => StatusCode::NOT_FOUND,
             ErrorKind::InvalidArguments | ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             // The request was fine and reached the tool; the tool said no.

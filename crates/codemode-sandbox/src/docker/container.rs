@@ -218,6 +218,7 @@ mod tests {
                 gid: 1000,
             },
             limits: Limits::default(),
+            clock: Default::default(),
         }
     }
 

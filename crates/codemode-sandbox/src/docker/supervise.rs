@@ -237,7 +237,7 @@ async fn watch(
     cancel: CancellationToken,
     mut output: Pin<Box<dyn futures::Stream<Item = Result<LogOutput, DockerError>> + Send>>,
 ) -> Result<(Option<i64>, Option<Stop>), Failure> {
-    let deadline = tokio::time::sleep(spec.limits.timeout);
+    let deadline = spec.clock.expiry(spec.limits.timeout);
     tokio::pin!(deadline);
     // The default condition, "not-running", answers at once for a
     // container that has already exited, so asking after start is safe.

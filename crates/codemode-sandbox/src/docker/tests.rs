@@ -106,6 +106,7 @@ fn job(script: &str) -> Job {
                 timeout: Duration::from_secs(30),
                 ..Limits::default()
             },
+            clock: Default::default(),
         },
         dir,
         _user: user,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::{InitSpec, Report};
 use super::INIT_ARG;
-use crate::{OutputSink, SandboxError, Stream};
+use crate::{OutputSink, RunClock, SandboxError, Stream};
 
 fn failed(reason: impl Into<String>) -> SandboxError {
     SandboxError::Failed {
@@ -151,6 +151,7 @@ pub async fn supervise(
     sink: &OutputSink,
     cancel: CancellationToken,
     timeout: Duration,
+    clock: &RunClock,
 ) -> Result<Outcome, SandboxError> {
     let mut stdout = launched.child.stdout.take();
     let mut stderr = launched.child.stderr.take();
@@ -160,7 +161,7 @@ pub async fn supervise(
     let mut pending_line: Vec<u8> = Vec::new();
     let mut outcome = Outcome::default();
 
-    let deadline = tokio::time::sleep(timeout);
+    let deadline = clock.expiry(timeout);
     tokio::pin!(deadline);
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let kill_fallback = tokio::time::sleep_until(far);

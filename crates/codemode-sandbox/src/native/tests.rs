@@ -112,6 +112,7 @@ fn spec(dirs: &Dirs, source: &str, limits: Limits) -> RunSpec {
         bridge_dir: dirs.dir.bridge().to_path_buf(),
         host_user: dirs.user.user(),
         limits,
+        clock: Default::default(),
     }
 }
 
