@@ -263,6 +263,9 @@ pub struct ExecArgs {
     #[arg(long)]
     pub allow_partial: bool,
 
+    #[command(flatten)]
+    pub files: FileArgs,
+
     /// Arguments for the script, after `--`
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -469,6 +472,31 @@ pub struct AskArgs {
     /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
     #[arg(long, value_name = "SERVER.TOOL")]
     pub allow: Vec<String>,
+
+    #[command(flatten)]
+    pub files: FileArgs,
+}
+
+/// Files in and out of the sandbox, for `exec` and `ask`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A file, or a directory taken whole, the script can read under
+    /// /workspace/in/ (read-only copies; symlinks inside a directory are
+    /// skipped) (repeatable)
+    #[arg(long = "input", value_name = "PATH")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Save the files the script writes under /workspace/out/ into DIR
+    /// (created if missing): regular files only, names made safe, a file
+    /// already there replaced; symlinks and special files are skipped with
+    /// a note
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// The most the files in /workspace/out/ may bring back in all, like
+    /// 64m; a larger file is skipped unread, with a note (default: 64m)
+    #[arg(long, value_name = "SIZE")]
+    pub max_out_bytes: Option<codemode_config::ByteSize>,
 }
 
 #[cfg(test)]

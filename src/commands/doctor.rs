@@ -228,6 +228,8 @@ async fn trial_run(backend: &codemode_sandbox::Backend) -> Result<(), String> {
         host_user: user.user(),
         limits,
         clock: Default::default(),
+        input_files: None,
+        parent: None,
     };
     let sink = OutputSink::new(1024, None);
     let finished = backend

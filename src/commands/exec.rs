@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ExecArgs;
+use crate::commands::files;
 use crate::context::Context;
 use crate::error::Error;
 use crate::progress::Progress;
@@ -19,7 +20,9 @@ use codemode_text::human_bytes;
 pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
     let config = ctx.config()?;
     let (script_name, source) = read_script(&args.file)?;
-    let options = options(&config, args)?;
+    let mut options = options(&config, args)?;
+    files::apply(ctx, &mut options, &args.files)?;
+    let out_dir = files::out_dir(&args.files)?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;
 
     let sink = OutputSink::new(
@@ -83,6 +86,10 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> Result<(), Error> {
         ));
     }
 
+    files::say_skipped(ctx, &report);
+    if let Some(dir) = &out_dir {
+        files::save(ctx, dir, &report);
+    }
     if args.json {
         print_json(&report);
     } else {

@@ -1020,6 +1020,7 @@ mod tests {
             tool_calls: vec![],
             tool_calls_dropped: 0,
             error: None,
+            ..Report::default()
         }
     }
 

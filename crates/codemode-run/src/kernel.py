@@ -4,15 +4,21 @@ Started by codemode as the sandbox's script. It connects to the session's
 socket, takes one JSON line per request and answers each with one JSON line:
 
     {"op": "env", "vars": {...}}             -> {"ok": true}
-    {"op": "run", "cell": N, "code": "...", "timeout": SECONDS}
-                                             -> {"cell": N, "status": S, "timed_out": B}
+    {"op": "run", "cell": N, "code": "...", "timeout": SECONDS,
+     "collect": {"max_bytes": B, "max_files": F}}
+                                             -> {"cell": N, "status": S, "timed_out": B,
+                                                 "files": true}
     {"op": "interrupt"}                      -> (none: the running cell gets
                                                  KeyboardInterrupt)
 
 A cell's output goes to the process's own stdout and stderr, as a script's
 does; once a cell is done, both streams get the end marker
 MARKER + ":" + N + "\\n" so the host can tell where the cell's output ends,
-whatever the cell started. Standard library only.
+whatever the cell started. With "collect", the answer says "files" and the
+kernel then sends what is new or changed in /workspace/out since the last
+cell on the collector's socket (collect(), defined before this file: codemode
+puts crates/codemode-run/src/collect.py in front of it). Standard library
+only.
 """
 
 import json
@@ -143,6 +149,13 @@ def main():
             pending.put(None)
 
     threading.Thread(target=read, daemon=True).start()
+    # What was sent of out/ so far: the cells share it, and each hears only
+    # of what is new or changed.
+    seen = {}
+    try:
+        os.makedirs(OUT_DIR, exist_ok=True)
+    except OSError:
+        pass
     answer({"ready": True})
     for request in iter(pending.get, None):
         if request.get("op") == "env":
@@ -166,7 +179,16 @@ def main():
                 os.write(fd, end)
             except OSError:
                 pass
-        answer({"cell": cell, "status": status, "timed_out": timed_out})
+        caps = request.get("collect")
+        if caps is None:
+            answer({"cell": cell, "status": status, "timed_out": timed_out})
+            continue
+        answer({"cell": cell, "status": status, "timed_out": timed_out, "files": True})
+        try:
+            collect(int(caps["max_bytes"]), int(caps["max_files"]), seen)  # noqa: F821
+        except Exception:
+            # The host hears of it as a stream that broke off.
+            pass
 
 
 if __name__ == "__main__":

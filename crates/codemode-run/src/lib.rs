@@ -5,7 +5,9 @@
 //! and read the [`Outcome`].
 
 mod error;
+mod input_files;
 mod options;
+mod outbox;
 mod place;
 mod report;
 mod runner;
@@ -13,7 +15,11 @@ mod session;
 pub mod signals;
 
 pub use error::RunError;
+pub use input_files::{InputFile, InputFiles};
 pub use options::Options;
+pub use outbox::{
+    media_type, safe_name, Collection, OutDir, OutFile, OutputCaps, SkippedFile, Staging,
+};
 pub use report::{Exit, Outcome, Report};
 pub use runner::Runner;
 pub use session::{random_hex, CellOutcome, Interrupter, Session};

@@ -4,6 +4,8 @@ use std::time::Duration;
 use codemode_config::{Backend, ByteSize, Cpus, SandboxConfig, SizeLimit};
 use codemode_sandbox::Limits;
 
+use crate::{InputFiles, OutputCaps};
+
 /// Everything one execution needs besides the script and its stubs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -14,6 +16,11 @@ pub struct Options {
     pub allow: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub args: Vec<String>,
+    /// Files the script may read at `/workspace/in` (`--input`).
+    pub input_files: InputFiles,
+    /// Whether what the script leaves in `/workspace/out` comes back, and
+    /// how much of it; `None`: the run is exactly as without outputs.
+    pub outputs: Option<OutputCaps>,
 }
 
 impl Options {
@@ -31,6 +38,8 @@ impl Options {
             allow: Vec::new(),
             env: BTreeMap::new(),
             args: Vec::new(),
+            input_files: InputFiles::default(),
+            outputs: None,
         };
         options.choose(config.memory, config.cpus, config.disk);
         options

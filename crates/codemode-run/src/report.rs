@@ -2,9 +2,12 @@ use serde::Serialize;
 
 use codemode_mcp::bridge::CallRecord;
 use codemode_sandbox::SandboxError;
+use std::sync::Arc;
+
+use crate::{Collection, OutDir, OutFile, SkippedFile, Staging};
 
 /// What happened, as `exec --json` prints it (docs/ARCHITECTURE.md, "exec --json").
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub success: bool,
     pub exit_code: Option<i32>,
@@ -25,6 +28,51 @@ pub struct Report {
     #[serde(skip_serializing_if = "is_zero")]
     pub tool_calls_dropped: u64,
     pub error: Option<String>,
+    /// What the script left in `/workspace/out` that came back (in a
+    /// session: what is new or changed since the last cell); absent when
+    /// nothing did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<OutFile>,
+    /// What was in `out/` but did not come back, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_skipped: Vec<SkippedFile>,
+    /// Entries of `out/` neither returned nor listed (past the caps).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub files_dropped: u64,
+    /// Why `out/` was not collected, or why the collection broke off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_error: Option<String>,
+    /// The host's copies of `files`.
+    #[serde(skip)]
+    pub staging: Option<Arc<Staging>>,
+}
+
+impl Report {
+    /// Takes in what a collection brought back.
+    pub(crate) fn with_files(mut self, collection: Collection) -> Report {
+        self.files = collection.files;
+        self.files_skipped = collection.skipped;
+        self.files_dropped = collection.dropped;
+        self.files_error = collection.error;
+        self.staging = collection.staging.filter(|_| !self.files.is_empty());
+        self
+    }
+
+    /// Saves every file into `dir`; what could not be saved comes back as
+    /// notes.
+    pub fn save_files(&self, dir: &OutDir) -> Vec<String> {
+        let Some(staging) = &self.staging else {
+            return Vec::new();
+        };
+        self.files
+            .iter()
+            .filter_map(|file| {
+                dir.save(file, staging).err().map(|err| {
+                    format!("{} not saved in {}: {err}", file.name, dir.path().display())
+                })
+            })
+            .collect()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

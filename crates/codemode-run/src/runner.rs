@@ -8,11 +8,40 @@ use codemode_config::{ResolvedServer, SandboxConfig, ToolFilter};
 use codemode_mcp::bridge::{Bridge, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits};
 use codemode_mcp::catalog::{self, Catalog, Watch};
 use codemode_mcp::{McpError, Registry};
-use codemode_sandbox::{self as sandbox, Backend, Finished, OutputSink, RunSpec, SandboxError};
+use codemode_sandbox::{
+    self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, SandboxError,
+};
 use codemode_text::human_bytes;
 
+use crate::outbox::{self, Outbox};
 use crate::place::Place;
-use crate::{Options, Outcome, Report, RunError, Session};
+use crate::{Collection, InputFiles, Options, Outcome, Report, RunError, Session};
+
+/// How long after the run the collector's last bytes may take to be read,
+/// and how long past the run's time limit a collection may last.
+const COLLECT_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether codemode, not the script, ended the run.
+fn stopped_by_codemode(finished: &Finished) -> bool {
+    finished.timed_out || finished.output_flooded || finished.oom_killed || finished.cancelled
+}
+
+/// Copies the run's input files into its directory; `None` when it has none.
+pub(crate) fn give_input_files(
+    dirs: &RunDir,
+    files: &InputFiles,
+) -> Result<Option<PathBuf>, RunError> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let dir = dirs
+        .input_files()
+        .map_err(RunError::io("making the run's input directory"))?;
+    files
+        .copy_into(&dir)
+        .map_err(RunError::io("copying the input files"))?;
+    Ok(Some(dir))
+}
 
 /// What executions share: the MCP servers (started once, kept warm) and the
 /// sandbox backend. `exec` makes one for one run; `serve` keeps one for all.
@@ -86,7 +115,7 @@ impl Runner {
         cancel: CancellationToken,
     ) -> Result<Outcome, RunError> {
         let started = Instant::now();
-        let (finished, records) = self
+        let (finished, records, collected) = self
             .run_in_sandbox(stubs, script_name, source, options, sink, cancel)
             .await?;
         let (finished, lost) = match finished {
@@ -132,6 +161,22 @@ impl Runner {
             tool_calls: records.kept,
             tool_calls_dropped: records.dropped,
             error,
+            ..Report::default()
+        };
+        let report = match (options.outputs, collected) {
+            (None, _) => report,
+            // What is in out/ when codemode stopped the script is not what
+            // the script meant to hand back.
+            (Some(_), _) if lost.is_some() || stopped_by_codemode(&finished) => {
+                let why = report.error.clone().unwrap_or_default();
+                report.with_files(Collection::not_collected(format!(
+                    "out/ was not collected: {why}"
+                )))
+            }
+            (Some(_), Some(collection)) => report.with_files(collection),
+            (Some(_), None) => report.with_files(Collection::not_collected(
+                "out/ was not collected: the collector did not report",
+            )),
         };
         Ok(match lost {
             None => Outcome::Done(report),
@@ -147,7 +192,7 @@ impl Runner {
         options: &Options,
         sink: &OutputSink,
         cancel: CancellationToken,
-    ) -> Result<(Result<Finished, SandboxError>, Records), RunError> {
+    ) -> Result<(Result<Finished, SandboxError>, Records, Option<Collection>), RunError> {
         let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
         let Place {
             user,
@@ -163,6 +208,11 @@ impl Runner {
 
         let mut env = options.env.clone();
         env.insert("CODEMODE_BRIDGE_TOKEN".into(), grant.token());
+        let input_files = give_input_files(&dirs, &options.input_files)?;
+        let outbox = match options.outputs {
+            Some(caps) => Some((Outbox::bind(&dirs)?, caps)),
+            None => None,
+        };
         let spec = RunSpec {
             inputs: dirs.inputs().to_path_buf(),
             script: script_name.to_string(),
@@ -172,8 +222,17 @@ impl Runner {
             host_user: user.user(),
             limits: options.limits.clone(),
             clock: Default::default(),
+            input_files,
+            parent: outbox
+                .as_ref()
+                .map(|(_, caps)| outbox::parent_source(*caps)),
         };
 
+        // Read while the collector writes: it blocks once the socket's
+        // buffer is full.
+        let within = options.limits.timeout + COLLECT_GRACE;
+        let receiving = outbox
+            .map(|(outbox, caps)| tokio::spawn(async move { outbox.collect(caps, within).await }));
         let stop_bridge = CancellationToken::new();
         let serving = {
             let bridge = bridge.clone();
@@ -189,6 +248,18 @@ impl Runner {
             })
         };
         let finished = self.backend.run(&spec, sink, cancel).await;
+        let collected = match receiving {
+            // Every process of the run is gone: a collector that connected
+            // has sent all it will, and one that did not never will.
+            Some(mut task) => match tokio::time::timeout(COLLECT_GRACE, &mut task).await {
+                Ok(Ok(collection)) => Some(collection),
+                _ => {
+                    task.abort();
+                    None
+                }
+            },
+            None => None,
+        };
         stop_bridge.cancel();
         let _ = serving.await;
         let records = grant.records();
@@ -197,7 +268,7 @@ impl Runner {
         // Only now that no file of the run is left may another run get its uid.
         drop(user);
         removed.map_err(RunError::io("cleaning up after the run"))?;
-        Ok((finished, records))
+        Ok((finished, records, collected))
     }
 
     /// Starts a session ([`Session`]): one sandbox for many cells, with

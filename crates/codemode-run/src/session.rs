@@ -27,8 +27,15 @@ use codemode_sandbox::{
     self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, RunUser, SandboxError, Stream,
 };
 
+use crate::outbox::{Outbox, COLLECTOR};
 use crate::place::Place;
-use crate::{Options, Report, RunError};
+use crate::runner::give_input_files;
+use crate::{Collection, Options, OutputCaps, Report, RunError};
+
+/// The kernel with the collector's functions before it.
+fn kernel_source() -> String {
+    format!("{COLLECTOR}\n{KERNEL}")
+}
 
 /// The kernel the sandbox runs (standard library only).
 const KERNEL: &str = include_str!("kernel.py");
@@ -41,6 +48,8 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long after a cell's answer its end markers may still be on their way.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// How long the kernel may take to send a cell's files.
+const COLLECT_LIMIT: Duration = Duration::from_secs(30);
 /// Output between cells (the kernel's start) kept for the next cell.
 const BETWEEN_CELLS: usize = 64 * 1024;
 
@@ -109,6 +118,8 @@ pub struct Session {
     calls_seen: usize,
     dropped_seen: u64,
     lost: Option<String>,
+    /// Where the kernel sends what is new in `out/` after each cell.
+    outbox: Option<(Outbox, OutputCaps)>,
 }
 
 impl Session {
@@ -131,8 +142,13 @@ impl Session {
             &backend,
             &bridge,
             grant_spec,
-            [(KERNEL_FILE, KERNEL), ("mcp_tools.py", stubs)],
+            [(KERNEL_FILE, &kernel_source()), ("mcp_tools.py", stubs)],
         )?;
+        let input_files = give_input_files(&dirs, &options.input_files)?;
+        let outbox = match options.outputs {
+            Some(caps) => Some((Outbox::bind(&dirs)?, caps)),
+            None => None,
+        };
         let kernel_path = dirs.bridge().join(KERNEL_SOCKET);
         let kernel_listener = UnixListener::bind(&kernel_path)
             .and_then(|listener| {
@@ -158,6 +174,8 @@ impl Session {
             host_user: user.user(),
             limits: options.limits.clone(),
             clock: Default::default(),
+            input_files,
+            parent: None,
         };
 
         let stop_bridge = CancellationToken::new();
@@ -209,6 +227,7 @@ impl Session {
             calls_seen: 0,
             dropped_seen: 0,
             lost: None,
+            outbox,
         };
         match session.connect(kernel_listener).await {
             Ok(()) => Ok(session),
@@ -358,9 +377,13 @@ impl Session {
         self.cells += 1;
         let cell = self.cells;
         self.router.begin(cell, Arc::clone(&sink));
-        let request = serde_json::json!({
+        let mut request = serde_json::json!({
             "op": "run", "cell": cell, "code": code, "timeout": timeout.as_secs_f64(),
         });
+        if let Some((_, caps)) = &self.outbox {
+            request["collect"] =
+                serde_json::json!({"max_bytes": caps.max_bytes, "max_files": caps.max_files});
+        }
         let deadline = timeout + INTERRUPT_GRACE;
         let router = Arc::clone(&self.router);
         // Set until the answer is read: a cell dropped half-way (its caller
@@ -410,10 +433,37 @@ impl Session {
                     }
                 };
                 // Reported before the grant goes: its calls are the cell's.
-                let report = self.report(&sink, started, None, timed_out, Some(why.clone()));
+                let mut report = self.report(&sink, started, None, timed_out, Some(why.clone()));
+                if self.outbox.is_some() {
+                    report = report.with_files(Collection::not_collected(
+                        "out/ was not collected: the session was lost",
+                    ));
+                }
                 self.lose(why).await;
                 return CellOutcome::SessionLost(report);
             }
+        };
+        // The kernel sends the files once it has answered, so that their
+        // time is not the cell's.
+        let collected = match &self.outbox {
+            Some((outbox, caps))
+                if answer.get("files").and_then(serde_json::Value::as_bool) == Some(true) =>
+            {
+                let collecting = outbox.collect(*caps, COLLECT_LIMIT);
+                Some(
+                    tokio::time::timeout(COLLECT_LIMIT, collecting)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Collection::not_collected(
+                                "out/ was not collected: the kernel did not send it",
+                            )
+                        }),
+                )
+            }
+            Some(_) => Some(Collection::not_collected(
+                "out/ was not collected: the kernel did not offer it",
+            )),
+            None => None,
         };
         self.router.drained(DRAIN_LIMIT).await;
         let status = answer
@@ -427,7 +477,11 @@ impl Session {
                 humantime::format_duration(timeout)
             )
         });
-        CellOutcome::Done(self.report(&sink, started, status, timed_out, error))
+        let report = self.report(&sink, started, status, timed_out, error);
+        CellOutcome::Done(match collected {
+            Some(collection) => report.with_files(collection),
+            None => report,
+        })
     }
 
     fn report(
@@ -461,6 +515,7 @@ impl Session {
             tool_calls: calls,
             tool_calls_dropped: dropped,
             error,
+            ..Report::default()
         }
     }
 

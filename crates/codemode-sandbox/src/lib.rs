@@ -33,6 +33,12 @@ pub const SANDBOX_WORKSPACE: &str = "/workspace";
 pub const SANDBOX_BRIDGE_DIR: &str = "/run/codemode";
 /// The bridge socket's file name, on the host and in the sandbox.
 pub const BRIDGE_SOCKET_NAME: &str = "bridge.sock";
+/// Where the sandbox sees the files given to it ([`RunSpec::input_files`]),
+/// read-only.
+pub const SANDBOX_INPUT_DIR: &str = "/workspace/in";
+/// Where a script leaves the files it wants to hand back; codemode reads
+/// them only as the stream a collector in the sandbox sends.
+pub const SANDBOX_OUTPUT_DIR: &str = "/workspace/out";
 /// The user the script sees itself as in the native sandbox, which maps it
 /// to [`RunSpec::host_user`]; also the host user of runs that cannot have
 /// one of their own (see [`Backend::run_user`]).
@@ -193,6 +199,31 @@ pub struct RunSpec {
     /// What `limits.timeout` is measured on: time waiting for a person does
     /// not count.
     pub clock: RunClock,
+    /// Host directory of files given to the script, which it sees read-only
+    /// at [`SANDBOX_INPUT_DIR`]; `None`: no such directory. Readable by
+    /// [`RunSpec::host_user`], and only codemode writes it.
+    pub input_files: Option<PathBuf>,
+    /// Python source run as the script's parent: the sandbox starts
+    /// `python -I -B -c SOURCE -- ARGV`, ARGV being exactly the command it
+    /// would run otherwise, so that the parent can act once the script is
+    /// done while the script itself runs as it always does.
+    pub parent: Option<String>,
+}
+
+impl RunSpec {
+    /// The interpreter's command line for `python` (the interpreter as the
+    /// backend names it), with [`RunSpec::parent`] in front when there is one.
+    pub fn argv(&self, python: &str) -> Vec<String> {
+        let mut argv = Vec::new();
+        if let Some(parent) = &self.parent {
+            argv.extend([python, "-I", "-B", "-c", parent.as_str(), "--"].map(String::from));
+        }
+        argv.push(python.to_string());
+        argv.extend(PYTHON_FLAGS.iter().map(|f| f.to_string()));
+        argv.push(format!("{SANDBOX_WORKSPACE}/{}", self.script));
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
 }
 
 /// How a run ended.

@@ -60,6 +60,16 @@ impl RunDir {
         &self.inputs
     }
 
+    /// A fresh directory for the files given to the run
+    /// ([`crate::RunSpec::input_files`]): 0755, codemode's, so the run's
+    /// user can read it and only codemode can write it.
+    pub fn input_files(&self) -> std::io::Result<PathBuf> {
+        let dir = self.root.join("files");
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        Ok(dir)
+    }
+
     /// Where the run's bridge socket goes.
     pub fn bridge(&self) -> &Path {
         &self.bridge

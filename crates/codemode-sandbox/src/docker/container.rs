@@ -10,8 +10,8 @@ use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Moun
 use super::errors::failed;
 use super::{seccomp, RUN_LABEL};
 use crate::{
-    HostUser, RunSpec, SandboxError, BRIDGE_SOCKET_NAME, PROC_MASKED_FILES, PYTHON_FLAGS,
-    SANDBOX_BRIDGE_DIR, SANDBOX_WORKSPACE, WORKSPACE_INODES,
+    HostUser, RunSpec, SandboxError, BRIDGE_SOCKET_NAME, PROC_MASKED_FILES, SANDBOX_BRIDGE_DIR,
+    SANDBOX_INPUT_DIR, SANDBOX_WORKSPACE, WORKSPACE_INODES,
 };
 
 /// The `PATH` every run gets: Debian's, which is what python images use.
@@ -40,11 +40,8 @@ pub(super) fn body(
         "/bin/sh".to_string(),
         "-c".to_string(),
         format!("cp -- {INPUTS_DIR}/* {SANDBOX_WORKSPACE}/ && exec \"$0\" \"$@\""),
-        "python3".to_string(),
     ];
-    cmd.extend(PYTHON_FLAGS.iter().map(|f| f.to_string()));
-    cmd.push(format!("{SANDBOX_WORKSPACE}/{}", spec.script));
-    cmd.extend(spec.args.iter().cloned());
+    cmd.extend(spec.argv("python3"));
     let HostUser { uid, gid } = spec.host_user;
 
     let mut labels = labels.clone();
@@ -95,12 +92,7 @@ pub(super) fn body(
         // would otherwise pile up against the pids limit) and passes on
         // signals; Python as PID 1 does neither.
         init: Some(true),
-        mounts: Some(vec![
-            bind(&spec.inputs, INPUTS_DIR, true)?,
-            // Read-only: the script connects to the socket (sockets are
-            // exempt from the read-only check) but cannot plant files.
-            bind(&spec.bridge_dir, SANDBOX_BRIDGE_DIR, true)?,
-        ]),
+        mounts: Some(mounts(spec)?),
         // Output reaches us through the attach stream only; the default
         // json-file driver would also copy every byte (floods included)
         // to the engine's disk.
@@ -130,6 +122,20 @@ pub(super) fn body(
         host_config: Some(host_config),
         ..ContainerCreateBody::default()
     })
+}
+
+fn mounts(spec: &RunSpec) -> Result<Vec<Mount>, SandboxError> {
+    let mut mounts = vec![
+        bind(&spec.inputs, INPUTS_DIR, true)?,
+        // Read-only: the script connects to the socket (sockets are
+        // exempt from the read-only check) but cannot plant files.
+        bind(&spec.bridge_dir, SANDBOX_BRIDGE_DIR, true)?,
+    ];
+    // The engine mounts the workspace's tmpfs before a bind below it.
+    if let Some(dir) = &spec.input_files {
+        mounts.push(bind(dir, SANDBOX_INPUT_DIR, true)?);
+    }
+    Ok(mounts)
 }
 
 /// The script's environment: the spec's, the few variables every run gets
@@ -219,7 +225,41 @@ mod tests {
             },
             limits: Limits::default(),
             clock: Default::default(),
+            input_files: None,
+            parent: None,
         }
+    }
+
+    #[test]
+    fn a_parent_runs_first_with_the_usual_command_as_its_arguments() {
+        let mut spec = spec();
+        spec.parent = Some("P".into());
+        spec.input_files = Some("/run-dir/files".into());
+        let body = body("img", &HashMap::new(), &spec, "id").unwrap();
+        let cmd = body.cmd.unwrap();
+        let tail: Vec<_> = cmd[3..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "python3",
+                "-I",
+                "-B",
+                "-c",
+                "P",
+                "--",
+                "python3",
+                "-E",
+                "-s",
+                "-u",
+                "-B",
+                "/workspace/job.py"
+            ]
+        );
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let files = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/workspace/in"));
+        assert_eq!(files.and_then(|m| m.read_only), Some(true));
     }
 
     #[test]

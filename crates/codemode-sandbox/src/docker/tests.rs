@@ -107,6 +107,8 @@ fn job(script: &str) -> Job {
                 ..Limits::default()
             },
             clock: Default::default(),
+            input_files: None,
+            parent: None,
         },
         dir,
         _user: user,

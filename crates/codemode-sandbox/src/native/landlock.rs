@@ -132,6 +132,7 @@ mod tests {
             &Host,
             &PlanInputs {
                 inputs: Path::new("/w"),
+                input_files: Some(Path::new("/f")),
                 bridge_dir: Path::new("/b"),
                 python_dirs: &["/opt/py".into()],
                 tmp_bytes: 1 << 20,
@@ -147,6 +148,7 @@ mod tests {
             .iter()
             .any(|p| p.starts_with("/etc") || p.starts_with("/run")));
         assert!(!plan.execute.contains(&"/workspace".into()));
+        assert!(!plan.execute.contains(&"/workspace/in".into()));
         for dir in ["/workspace", "/tmp", "/dev/shm"] {
             assert!(plan.write.contains(&dir.into()), "{dir}");
         }

@@ -47,8 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     host_user, Finished, HostUser, Limits, OutputSink, RunSpec, RunUser, SandboxError,
-    BRIDGE_SOCKET_NAME, PYTHON_FLAGS, SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID,
-    SANDBOX_WORKSPACE,
+    BRIDGE_SOCKET_NAME, SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
 };
 use cgroup::Controller;
 use protocol::{InitSpec, Report};
@@ -238,7 +237,9 @@ impl NativeSandbox {
             .unwrap_or_default();
 
         let outcome = match launch::spawn(&self.exe, &init_spec) {
-            Ok(launched) => launch::supervise(launched, sink, cancel, spec.limits.timeout, &spec.clock).await,
+            Ok(launched) => {
+                launch::supervise(launched, sink, cancel, spec.limits.timeout, &spec.clock).await
+            }
             Err(e) => Err(e),
         };
         let oom_killed = cgroup.as_ref().is_some_and(cgroup::RunCgroup::oom_killed);
@@ -258,20 +259,22 @@ impl NativeSandbox {
         };
         let inputs = canonical("inputs", &spec.inputs)?;
         let bridge_dir = canonical("bridge directory", &spec.bridge_dir)?;
+        let input_files = match &spec.input_files {
+            Some(dir) => Some(canonical("input files", dir)?),
+            None => None,
+        };
         let mounts = mounts::plan(
             &mounts::Host,
             &mounts::PlanInputs {
                 inputs: &inputs,
+                input_files: input_files.as_deref(),
                 bridge_dir: &bridge_dir,
                 python_dirs: &self.python.extra_dirs,
                 tmp_bytes: spec.limits.tmp_bytes,
                 disk_bytes: spec.limits.disk_bytes,
             },
         );
-        let mut argv = vec![self.python.path.to_string_lossy().into_owned()];
-        argv.extend(PYTHON_FLAGS.iter().map(|f| f.to_string()));
-        argv.push(format!("{SANDBOX_WORKSPACE}/{}", spec.script));
-        argv.extend(spec.args.iter().cloned());
+        let argv = spec.argv(&self.python.path.to_string_lossy());
         if argv.iter().any(|a| a.contains('\0')) {
             return Err(failed("an argument contains a NUL byte"));
         }

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::init::SetupError;
 use super::python::SYSTEM_DIRS;
 use crate::{
-    PROC_MASKED_FILES, SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_UID, SANDBOX_WORKSPACE,
-    WORKSPACE_INODES,
+    PROC_MASKED_FILES, SANDBOX_BRIDGE_DIR, SANDBOX_GID, SANDBOX_INPUT_DIR, SANDBOX_UID,
+    SANDBOX_WORKSPACE, WORKSPACE_INODES,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,12 @@ pub enum MountStep {
         target: PathBuf,
         size: u64,
         inodes: u64,
+    },
+    /// The files given to the script: a host directory bound read-only,
+    /// nosuid, nodev and noexec inside the workspace.
+    BindInputFiles {
+        source: PathBuf,
+        target: PathBuf,
     },
     /// A device node of the host's `/dev`: read-write, nosuid, noexec.
     BindDevice {
@@ -111,6 +117,8 @@ pub struct PlanInputs<'a> {
     /// `/oldroot`, where an absolute symlink would point into the new root).
     /// `inputs`: the files the workspace starts with.
     pub inputs: &'a Path,
+    /// The files given to the script, seen at [`SANDBOX_INPUT_DIR`].
+    pub input_files: Option<&'a Path>,
     pub bridge_dir: &'a Path,
     /// Interpreter directories outside the system ones.
     pub python_dirs: &'a [PathBuf],
@@ -221,6 +229,13 @@ pub fn plan(host: &dyn HostProbe, inputs: &PlanInputs) -> Vec<MountStep> {
         size: inputs.disk_bytes.max(MIB),
         inodes: WORKSPACE_INODES,
     });
+    // After the workspace: the bind's mount point lives on its tmpfs.
+    if let Some(dir) = inputs.input_files {
+        steps.push(MountStep::BindInputFiles {
+            source: dir.to_path_buf(),
+            target: SANDBOX_INPUT_DIR.into(),
+        });
+    }
     // Read-only is enough: connecting to a socket needs write permission on
     // the socket's inode, which a read-only mount does not take away.
     steps.push(MountStep::BindReadOnly {
@@ -376,6 +391,11 @@ fn apply(step: &MountStep) -> Result<Option<String>, SetupError> {
             let dir = tmpfs(target, *size, *inodes, 0o700)?;
             copy_inputs(&under(OLD_ROOT, inputs), &dir)?;
         }
+        MountStep::BindInputFiles { source, target } => bind(
+            source,
+            target,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )?,
         MountStep::BindDevice { source, target } => {
             bind(source, target, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)?
         }
@@ -642,6 +662,7 @@ mod tests {
     fn inputs<'a>(python_dirs: &'a [PathBuf]) -> PlanInputs<'a> {
         PlanInputs {
             inputs: Path::new("/tmp/run/inputs"),
+            input_files: None,
             bridge_dir: Path::new("/tmp/run/bridge"),
             python_dirs,
             tmp_bytes: 64 * MIB,
@@ -656,6 +677,7 @@ mod tests {
                 MountStep::BindReadOnly { target, .. }
                 | MountStep::Workspace { target, .. }
                 | MountStep::BindDevice { target, .. }
+                | MountStep::BindInputFiles { target, .. }
                 | MountStep::CopyFile { target, .. }
                 | MountStep::WriteFile { target, .. }
                 | MountStep::Symlink { target, .. }
@@ -665,6 +687,23 @@ mod tests {
                 | MountStep::Mask { target } => target.as_path(),
             })
             .collect()
+    }
+
+    #[test]
+    fn input_files_are_bound_inside_the_workspace_once_it_is_mounted() {
+        let mut with = inputs(&[]);
+        with.input_files = Some(Path::new("/tmp/run/files"));
+        let steps = plan(&merged_usr_host(), &with);
+        let at = |target: &str| targets(&steps).iter().position(|t| *t == Path::new(target));
+        let bound = steps.iter().position(|s| {
+            *s == MountStep::BindInputFiles {
+                source: "/tmp/run/files".into(),
+                target: "/workspace/in".into(),
+            }
+        });
+        assert!(bound.is_some() && bound > at("/workspace"));
+        let without = plan(&merged_usr_host(), &inputs(&[]));
+        assert!(!targets(&without).contains(&Path::new("/workspace/in")));
     }
 
     #[test]

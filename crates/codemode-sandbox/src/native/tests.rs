@@ -113,6 +113,8 @@ fn spec(dirs: &Dirs, source: &str, limits: Limits) -> RunSpec {
         host_user: dirs.user.user(),
         limits,
         clock: Default::default(),
+        input_files: None,
+        parent: None,
     }
 }
 
