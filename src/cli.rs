@@ -385,6 +385,12 @@ pub struct ServeArgs {
         env = "CODEMODE_INDEX_BUDGET"
     )]
     pub index_budget: usize,
+
+    /// The most the files code leaves in /workspace/out/ may bring back in
+    /// one result, like 4m: images come as image content, text as embedded
+    /// resources, other files listed (default: [serve] max_out_bytes, else 4m)
+    #[arg(long, value_name = "SIZE")]
+    pub max_out_bytes: Option<codemode_config::ByteSize>,
 }
 
 #[derive(Debug, Args)]

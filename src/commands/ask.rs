@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::AskArgs;
+use crate::commands::files;
 use crate::context::Context;
 use crate::error::Error;
 use crate::progress::{Progress, Task};
@@ -40,6 +41,8 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
 
     let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
+    files::apply(ctx, &mut options, &args.files)?;
+    let out_dir = files::out_dir(&args.files)?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;
     let python = config
         .sandbox
@@ -87,6 +90,9 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
                 print!("{code}");
                 let _ = std::io::stdout().flush();
             }
+        }
+        if let Some(dir) = &out_dir {
+            files::save_newest(ctx, dir, &trace.newest_files());
         }
         if let Some(path) = &args.save_trace {
             // Private when new: a trace holds the scripts and what the tools returned.

@@ -5,7 +5,9 @@
 use crate::cli::FileArgs;
 use crate::context::Context;
 use crate::error::Error;
-use codemode_run::{InputFiles, Options, OutDir, OutputCaps, Report};
+use std::sync::Arc;
+
+use codemode_run::{InputFiles, Options, OutDir, OutFile, OutputCaps, Report, Staging};
 use codemode_text::{human_bytes, plural};
 
 /// Gives `options` the inputs the flags name and, when files are to come
@@ -61,11 +63,29 @@ pub fn say_skipped(ctx: &Context, report: &Report) {
 /// Saves the report's files into `dir`, saying how many.
 pub fn save(ctx: &Context, dir: &OutDir, report: &Report) {
     let failed = report.save_files(dir);
-    for note in &failed {
+    said_saved(ctx, dir, &report.files, &failed);
+}
+
+/// Saves the newest version of each file `ask`'s scripts produced.
+pub fn save_newest(ctx: &Context, dir: &OutDir, files: &[&(OutFile, Arc<Staging>)]) {
+    let failed: Vec<String> = files
+        .iter()
+        .filter_map(|(file, staging)| {
+            dir.save(file, staging)
+                .err()
+                .map(|err| format!("{} not saved in {}: {err}", file.name, dir.path().display()))
+        })
+        .collect();
+    let files: Vec<OutFile> = files.iter().map(|(file, _)| file.clone()).collect();
+    said_saved(ctx, dir, &files, &failed);
+}
+
+fn said_saved(ctx: &Context, dir: &OutDir, files: &[OutFile], failed: &[String]) {
+    for note in failed {
         ctx.say(&format!("codemode: note: {note}"));
     }
-    let saved = report.files.len() - failed.len();
-    let bytes: u64 = report.files.iter().map(|f| f.size).sum();
+    let saved = files.len() - failed.len();
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
     ctx.say(&format!(
         "codemode: saved {} ({}) in {}",
         plural(saved, "file"),

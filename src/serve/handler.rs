@@ -102,7 +102,8 @@ mcp_tools.ToolError. Do the whole job in one script: call tools, loop, filter, a
 you need. Find tools with search_tools (in code: print(mcp_tools.search(\"words\"))); read exact \
 signatures with get_api. No network but the tools. State persists: a result names its `session`; \
 pass it back as `session` to run more code with the variables, imports and files of earlier calls \
-(omit it to start afresh; an unused session ends after {}). Time limit {} s a call unless timeout_s \
+(omit it to start afresh; an unused session ends after {}). Files the code writes under /workspace/out/ \
+come back: images as images, text as resources, others listed. Time limit {} s a call unless timeout_s \
 says otherwise (at most {}).\n\n",
         humantime::format_duration(shape.session_idle),
         seconds(default_s),
@@ -202,6 +203,18 @@ fn report_schema() -> Value {
             }}},
             "tool_calls_dropped": {"type": "integer", "minimum": 0},
             "error": nullable("string"),
+            "files": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "size": {"type": "integer", "minimum": 0},
+                "media_type": {"type": "string"},
+                "sha256": {"type": "string"},
+            }}},
+            "files_skipped": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "reason": {"type": "string"},
+            }}},
+            "files_dropped": {"type": "integer", "minimum": 0},
+            "files_error": {"type": "string"},
             "session": nullable("string"),
         },
         "required": ["success", "exit_code", "stdout", "stderr", "timed_out", "truncated",
@@ -550,12 +563,16 @@ impl CodemodeServer {
                         error.push_str(". Omit `session` to start a new one");
                     }
                 }
-                report_result(
+                // Apart from the text and JSON, which keep their bound.
+                let files = super::files::blocks(&report);
+                let mut result = report_result(
                     report,
                     Some(session.as_str()).filter(|_| !lost),
                     &sink,
                     max_output,
-                )
+                );
+                result.content.extend(files);
+                result
             }
             Ok((_, Err(err))) => {
                 tracing::info!("execute_python: could not run: {err}");

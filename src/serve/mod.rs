@@ -9,6 +9,7 @@
 //! rebuilt as each server comes up, and the servers stay warm for every run
 //! after that.
 
+mod files;
 mod handler;
 mod sessions;
 mod view;
@@ -111,6 +112,12 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     };
     let mut session_options = options.clone();
     session_options.limits.timeout = config.serve.session_lifetime;
+    // What code leaves in /workspace/out/ comes back with each result.
+    let max_out_bytes = args
+        .max_out_bytes
+        .or(config.serve.max_out_bytes)
+        .map_or(files::DEFAULT_MAX_OUT_BYTES, |size| size.0);
+    session_options.outputs = Some(files::caps(max_out_bytes));
     let served = Arc::new(Served {
         runner,
         options,

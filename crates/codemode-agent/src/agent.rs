@@ -113,6 +113,7 @@ impl Agent<'_> {
             steps: Vec::new(),
             usage: Default::default(),
             duration_ms: 0,
+            produced: Vec::new(),
         };
         let session = Mutex::new(None);
         let result = self
@@ -268,6 +269,14 @@ impl Agent<'_> {
                                         && code.contains("mcp_tools");
                                     tools_called |= report.tool_calls.iter().any(|c| c.ok);
                                     let mut text = observation(&report, self.options);
+                                    if let Some(staging) = &report.staging {
+                                        trace.produced.extend(
+                                            report
+                                                .files
+                                                .iter()
+                                                .map(|f| (f.clone(), Arc::clone(staging))),
+                                        );
+                                    }
                                     if answer.is_some() {
                                         text.push_str("\n(Your answer was set aside: it came with code, so it could not have seen this output. Answer now if the output settles it.)");
                                     }
@@ -280,6 +289,8 @@ impl Agent<'_> {
                                         error: report.error,
                                         tool_calls: report.tool_calls,
                                         duration_ms: report.duration_ms,
+                                        files: report.files,
+                                        files_skipped: report.files_skipped,
                                     });
                                     if self.cancel.is_cancelled() {
                                         trace.outcome = Outcome::Interrupted;

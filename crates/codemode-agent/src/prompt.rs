@@ -91,6 +91,7 @@ pub(crate) fn observation(report: &Report, options: &Options) -> String {
             ));
         }
     }
+    out.push_str(&files_note(report));
     if report.truncated {
         out.push_str(&format!(
             "(The sandbox kept only the first {} bytes of each stream.)\n",
@@ -112,6 +113,57 @@ pub(crate) fn observation(report: &Report, options: &Options) -> String {
         "If this settles the task, give the answer; otherwise send the next script.".into()
     };
     out.push_str(&hint);
+    out
+}
+
+/// The files a run left in /workspace/out/, for the model: they go to the
+/// user, so the model should know what they got.
+fn files_note(report: &Report) -> String {
+    let mut out = String::new();
+    if !report.files.is_empty() {
+        let files: Vec<String> = report
+            .files
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} ({}, {})",
+                    f.name,
+                    f.media_type,
+                    codemode_text::human_bytes(f.size)
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "Files produced in /workspace/out/: {}\n",
+            files.join(", ")
+        ));
+    }
+    for skipped in &report.files_skipped {
+        out.push_str(&format!(
+            "Not returned: /workspace/out/{}: {}\n",
+            skipped.name, skipped.reason
+        ));
+    }
+    if let Some(error) = &report.files_error {
+        out.push_str(&format!("{error}\n"));
+    }
+    out
+}
+
+/// What the task's files are, for the `tools` input.
+fn files_text(options: &Options) -> String {
+    let mut out = String::new();
+    if !options.input_files.is_empty() {
+        out.push_str(&format!(
+            "\nFiles given for the task, read-only:\n{}\n",
+            options.input_files.listing()
+        ));
+    }
+    if options.outputs.is_some() {
+        out.push_str(
+            "\nFiles a script writes under /workspace/out/ go to the user; each observation lists them.\n",
+        );
+    }
     out
 }
 
@@ -147,8 +199,9 @@ pub fn tools_text(
     options: &Options,
 ) -> String {
     let limits = format!(
-        "Each script may run for {}; it has no network but the tools.",
-        humantime::format_duration(options.limits.timeout)
+        "Each script may run for {}; it has no network but the tools.{}",
+        humantime::format_duration(options.limits.timeout),
+        files_text(options).trim_end()
     );
     if catalog.servers.iter().all(|s| s.tools.is_empty()) {
         return format!("No MCP tools are configured: write plain Python.\n{limits}");

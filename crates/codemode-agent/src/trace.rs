@@ -5,6 +5,8 @@
 use serde::Serialize;
 
 use codemode_mcp::bridge::CallRecord;
+use codemode_run::{OutFile, SkippedFile, Staging};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +29,10 @@ pub struct Trace {
     pub steps: Vec<Step>,
     pub usage: Usage,
     pub duration_ms: u64,
+    /// Every file the scripts left in /workspace/out/, in the order they
+    /// came (a later one of the same name is newer), with the host's copy.
+    #[serde(skip)]
+    pub produced: Vec<(OutFile, Arc<Staging>)>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -68,12 +74,30 @@ pub struct Run {
     pub error: Option<String>,
     pub tool_calls: Vec<CallRecord>,
     pub duration_ms: u64,
+    /// What the script left in /workspace/out/ (new or changed, in a
+    /// session), and what of it did not come back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<OutFile>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_skipped: Vec<SkippedFile>,
 }
 
 impl Trace {
     pub fn add_usage(&mut self, call: &ModelCall) {
         self.usage.input_tokens += call.input_tokens.unwrap_or(0);
         self.usage.output_tokens += call.output_tokens.unwrap_or(0);
+    }
+
+    /// The newest version of each file the scripts produced.
+    pub fn newest_files(&self) -> Vec<&(OutFile, Arc<Staging>)> {
+        let mut newest: Vec<&(OutFile, Arc<Staging>)> = Vec::new();
+        for produced in self.produced.iter().rev() {
+            if !newest.iter().any(|(f, _)| f.name == produced.0.name) {
+                newest.push(produced);
+            }
+        }
+        newest.reverse();
+        newest
     }
 
     pub fn to_json(&self) -> String {

@@ -153,6 +153,9 @@ pub struct ServeConfig {
     pub session_lifetime: Duration,
     /// Sessions started ahead, handed to new ones as they come.
     pub warm: usize,
+    /// The most the files a cell leaves in /workspace/out may bring back in
+    /// one result, like "4m".
+    pub max_out_bytes: Option<ByteSize>,
 }
 
 impl Default for ServeConfig {
@@ -163,6 +166,7 @@ impl Default for ServeConfig {
             session_idle: Duration::from_secs(600),
             session_lifetime: Duration::from_secs(3600),
             warm: 2,
+            max_out_bytes: None,
         }
     }
 }
