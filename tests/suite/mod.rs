@@ -8,6 +8,7 @@ mod conformance;
 mod docker_daemon;
 mod exec;
 mod faults;
+mod files;
 mod fuzz_regressions;
 mod gen_bridge;
 mod init;
