@@ -80,6 +80,9 @@ complete -c codemode -n "__fish_codemode_using_subcommand exec" -l allow -d 'Onl
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l server -d 'Only these servers (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l stubs -d 'Use this reviewed mcp_tools.py instead of generating one' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l env -d 'Set a variable in the sandbox: KEY=VALUE, or KEY to pass the host\'s value (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l input -d 'A file, or a directory taken whole, the script can read under /workspace/in/ (read-only copies; symlinks inside a directory are skipped) (repeatable)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l out -d 'Save the files the script writes under /workspace/out/ into DIR (created if missing): regular files only, names made safe, a file already there replaced; symlinks and special files are skipped with a note' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l max-out-bytes -d 'The most the files in /workspace/out/ may bring back in all, like 64m; a larger file is skipped unread, with a note (default: 64m)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l json -d 'Print one JSON object with the result instead of streaming the output'
@@ -98,6 +101,9 @@ native\t'Namespaces, Landlock and seccomp on this host, no engine needed'"
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l timeout -d 'Time limit of each script, like 30s (default: [sandbox] timeout)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l server -d 'Only these servers (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l input -d 'A file, or a directory taken whole, the script can read under /workspace/in/ (read-only copies; symlinks inside a directory are skipped) (repeatable)' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l out -d 'Save the files the script writes under /workspace/out/ into DIR (created if missing): regular files only, names made safe, a file already there replaced; symlinks and special files are skipped with a note' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l max-out-bytes -d 'The most the files in /workspace/out/ may bring back in all, like 64m; a larger file is skipped unread, with a note (default: 64m)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l confirm -d 'Show each script and ask before running it (needs a terminal, or --yes)'
@@ -135,6 +141,7 @@ complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-timeout 
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-concurrent -d 'Runs at once; more wait for a free slot' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-output -d 'Output of each stream a result holds, like 32k; longer output keeps its start and end, the middle cut out and noted (default: [serve] max_output, else 32k)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l index-budget -d 'Tokens execute_python\'s description, with its index of callable tools, may take' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-out-bytes -d 'The most the files code leaves in /workspace/out/ may bring back in one result, like 4m: images come as image content, text as embedded resources, other files listed (default: [serve] max_out_bytes, else 4m)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l json -d 'With --http: once listening, print one JSON line on stdout with the URL'

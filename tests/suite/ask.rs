@@ -850,3 +850,50 @@ fn a_script_that_ignores_its_interrupt_loses_the_session_and_says_so() {
         "never a new session passed off as the old one: {second}"
     );
 }
+
+#[test]
+fn ask_is_told_its_input_files_and_saves_what_its_scripts_leave_in_out() {
+    let work = Workdir::with_config(&exec_config());
+    std::fs::write(work.path().join("prices.csv"), "item,price\ntea,3\n").unwrap();
+    let script = "import os, mcp_tools\nrows = open('/workspace/in/prices.csv').read().splitlines()\nos.makedirs('/workspace/out', exist_ok=True)\nopen('/workspace/out/summary.txt', 'w').write(rows[1])\nprint(rows[1])";
+    let server = Scripted::start(vec![openai(&code(script)), openai(&answer("Tea costs 3."))]);
+    let saved = work.path().join("saved");
+    let output = ask(
+        &work,
+        &server,
+        &[
+            "--json",
+            "--input",
+            "prices.csv",
+            "--out",
+            saved.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let requests = server.requests();
+    let first = requests[0].body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains("/workspace/in/prices.csv (17 bytes)"),
+        "{first}"
+    );
+    assert!(first.contains("/workspace/out/ go to the user"), "{first}");
+    let second = requests[1].body["messages"].as_array().unwrap();
+    let observation = second.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        observation
+            .contains("Files produced in /workspace/out/: summary.txt (text/plain, 5 bytes)"),
+        "{observation}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(saved.join("summary.txt")).unwrap(),
+        "tea,3"
+    );
+    let trace: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert_eq!(
+        trace["steps"][0]["run"]["files"][0]["name"], "summary.txt",
+        "{trace}"
+    );
+}
