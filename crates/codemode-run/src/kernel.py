@@ -152,10 +152,7 @@ def main():
     # What was sent of out/ so far: the cells share it, and each hears only
     # of what is new or changed.
     seen = {}
-    try:
-        os.makedirs(OUT_DIR, exist_ok=True)
-    except OSError:
-        pass
+    made_out = False
     answer({"ready": True})
     for request in iter(pending.get, None):
         if request.get("op") == "env":
@@ -163,6 +160,13 @@ def main():
             answer({"ok": True})
             continue
         cell = int(request["cell"])
+        if request.get("collect") is not None and not made_out:
+            # There for the cell to write into, once files are wanted.
+            made_out = True
+            try:
+                os.makedirs(OUT_DIR, exist_ok=True)
+            except OSError:
+                pass
         try:
             status, timed_out = _run(request["code"], cell, request.get("timeout"), namespace)
         except KeyboardInterrupt:
