@@ -4,6 +4,7 @@
 //! script in. `exec`, `serve` and `ask` all run code through a [`Runner`]
 //! and read the [`Outcome`].
 
+mod approvals;
 mod error;
 mod options;
 mod place;
@@ -12,6 +13,7 @@ mod runner;
 mod session;
 pub mod signals;
 
+pub use approvals::AskWith;
 pub use error::RunError;
 pub use options::Options;
 pub use report::{Exit, Outcome, Report};

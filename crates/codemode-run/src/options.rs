@@ -4,6 +4,8 @@ use std::time::Duration;
 use codemode_config::{Backend, ByteSize, Cpus, SandboxConfig, SizeLimit};
 use codemode_sandbox::Limits;
 
+use crate::AskWith;
+
 /// Everything one execution needs besides the script and its stubs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -14,6 +16,13 @@ pub struct Options {
     pub allow: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub args: Vec<String>,
+    /// Extra `server.tool` patterns whose calls need approval (`--approve`).
+    pub approve: Vec<String>,
+    /// Approve every call that needs approval without asking (`--auto-approve`).
+    pub auto_approve: bool,
+    /// How long a call waits for a person's answer.
+    pub approval_timeout: Duration,
+    pub ask_with: AskWith,
 }
 
 impl Options {
@@ -31,6 +40,10 @@ impl Options {
             allow: Vec::new(),
             env: BTreeMap::new(),
             args: Vec::new(),
+            approve: Vec::new(),
+            auto_approve: false,
+            approval_timeout: config.approval_timeout,
+            ask_with: AskWith::default(),
         };
         options.choose(config.memory, config.cpus, config.disk);
         options
