@@ -263,6 +263,9 @@ pub struct ExecArgs {
     #[arg(long)]
     pub allow_partial: bool,
 
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
+
     /// Arguments for the script, after `--`
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -382,6 +385,9 @@ pub struct ServeArgs {
         env = "CODEMODE_INDEX_BUDGET"
     )]
     pub index_budget: usize,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -469,6 +475,32 @@ pub struct AskArgs {
     /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
     #[arg(long, value_name = "SERVER.TOOL")]
     pub allow: Vec<String>,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
+}
+
+/// Which calls wait for a person's yes, and how long.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Approvals")]
+pub struct ApprovalArgs {
+    /// Calls of these tools wait for your yes, as SERVER.TOOL patterns with
+    /// `*` (repeatable), besides those each server's `approve` list names.
+    /// You are asked each time on the terminal (serve asks its MCP client);
+    /// where nobody can be asked, such calls are refused
+    #[arg(long, value_name = "SERVER.TOOL")]
+    pub approve: Vec<String>,
+
+    /// Approve every call that needs approval without asking, and record
+    /// it as auto_approved (for CI and scripts)
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// How long a call waits for an answer before it is refused, like 5m
+    /// (default: [sandbox] approval_timeout, else 5m); the wait does not
+    /// count towards the time limit
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub approval_timeout: Option<std::time::Duration>,
 }
 
 #[cfg(test)]
@@ -503,6 +535,9 @@ pub struct ReplArgs {
     /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
     #[arg(long, value_name = "SERVER.TOOL")]
     pub allow: Vec<String>,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
 
     let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
+    args.approvals.apply_asking_here(&mut options);
     let specs = ctx.servers_or_none(&config, &args.servers)?;
     let python = config
         .sandbox

@@ -22,7 +22,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use codemode_mcp::bridge::{Approver, ApproverSlot, Bridge, ConnectionLimits, Grant, GrantSpec, Listener};
+use codemode_mcp::bridge::{
+    Approver, ApproverSlot, Bridge, ConnectionLimits, Grant, GrantSpec, Listener,
+};
 use codemode_sandbox::{
     self as sandbox, Backend, Finished, OutputSink, RunClock, RunDir, RunSpec, RunUser,
     SandboxError, Stream,
@@ -313,7 +315,9 @@ impl Session {
         }
         if let Some(write) = writer.lock().await.as_mut() {
             let interrupt = serde_json::json!({"op": "interrupt", "cell": cell, "timed_out": true});
-            let _ = write.write_all((interrupt.to_string() + "\n").as_bytes()).await;
+            let _ = write
+                .write_all((interrupt.to_string() + "\n").as_bytes())
+                .await;
         }
         tokio::time::timeout(INTERRUPT_GRACE, answer)
             .await

@@ -238,7 +238,9 @@ impl NativeSandbox {
             .unwrap_or_default();
 
         let outcome = match launch::spawn(&self.exe, &init_spec) {
-            Ok(launched) => launch::supervise(launched, sink, cancel, spec.limits.timeout, &spec.clock).await,
+            Ok(launched) => {
+                launch::supervise(launched, sink, cancel, spec.limits.timeout, &spec.clock).await
+            }
             Err(e) => Err(e),
         };
         let oom_killed = cgroup.as_ref().is_some_and(cgroup::RunCgroup::oom_killed);
