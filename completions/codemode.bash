@@ -111,7 +111,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__ask)
-            opts="-m -y -v -q -h -V --model --max-steps --temperature --confirm --yes --dry-run --fresh --json --save-trace --sandbox --timeout --server --allow --config --mcp-json --verbose --quiet --help --version"
+            opts="-m -y -v -q -h -V --model --max-steps --temperature --confirm --yes --dry-run --fresh --json --save-trace --sandbox --timeout --server --allow --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -150,6 +150,14 @@ _codemode() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -263,7 +271,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__exec)
-            opts="-v -q -h -V --sandbox --timeout --memory --cpus --disk --max-output --allow --server --stubs --env --json --allow-partial --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --sandbox --timeout --memory --cpus --disk --max-output --allow --server --stubs --env --json --allow-partial --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -306,6 +314,14 @@ _codemode() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -565,7 +581,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__repl)
-            opts="-v -q -h -V --sandbox --timeout --lifetime --server --allow --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --sandbox --timeout --lifetime --server --allow --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -591,6 +607,14 @@ _codemode() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -607,7 +631,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__serve)
-            opts="-v -q -h -V --http --allow-host --allow-origin --json --server --allow --sandbox --timeout --max-timeout --max-concurrent --max-output --index-budget --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --http --allow-host --allow-origin --json --server --allow --sandbox --timeout --max-timeout --max-concurrent --max-output --index-budget --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -654,6 +678,14 @@ _codemode() {
                     return 0
                     ;;
                 --index-budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
