@@ -177,7 +177,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__bridge)
-            opts="-v -q -h -V --listen --socket --token-file --server --allow --rate --max-concurrent --warm --json --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --listen --socket --token-file --server --allow --rate --max-concurrent --warm --json --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -208,6 +208,14 @@ _codemode() {
                     return 0
                     ;;
                 --max-concurrent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -60,10 +60,13 @@ complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l server -d '
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l rate -d 'Calls per second the token may make (default: unbounded)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l max-concurrent -d 'Calls in flight at once' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l approve -d 'Calls of these tools wait for your yes, as SERVER.TOOL patterns with `*` (repeatable), besides those each server\'s `approve` list names. You are asked each time on the terminal (serve asks its MCP client); where nobody can be asked, such calls are refused' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l approval-timeout -d 'How long a call waits for an answer before it is refused, like 5m (default: [sandbox] approval_timeout, else 5m); the wait does not count towards the time limit' -r
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l warm -d 'Start every server now instead of on its first call'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l json -d 'Once listening, print one JSON line on stdout: its addresses, servers and token file'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l auto-approve -d 'Approve every call that needs approval without asking, and record it as auto_approved (for CI and scripts)'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s h -l help -d 'Print help'

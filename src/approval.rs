@@ -5,11 +5,13 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use crate::cli::ApprovalArgs;
-use codemode_mcp::bridge::{Answer, Approver, Question, Refuse};
+use codemode_config::{ApprovalRules, ResolvedServer};
+use codemode_mcp::bridge::{Answer, Approvals, Approver, Question, Refuse};
 use codemode_run::{AskWith, Options};
 
 impl ApprovalArgs {
@@ -26,14 +28,30 @@ impl ApprovalArgs {
     /// there is one, and refused (saying what to do instead) when not.
     pub fn apply_asking_here(&self, options: &mut Options) {
         self.apply(options);
-        options.ask_with = AskWith(Some(match TerminalApprover::open() {
-            Some(terminal) => Arc::new(terminal),
-            None => Arc::new(Refuse(
-                "there is no terminal to ask on: pass --auto-approve to approve such calls, \
-                 or leave the tool out of `approve`"
-                    .into(),
-            )),
-        }));
+        options.ask_with = AskWith(Some(here()));
+    }
+
+    /// The approvals of the standalone bridge's grant: the config's lists and
+    /// these flags, asked on its terminal. No run clock: it has no time limit.
+    pub fn standalone(&self, specs: &[ResolvedServer], config_timeout: Duration) -> Approvals {
+        Approvals {
+            rules: ApprovalRules::new(specs).adding(&self.approve),
+            auto: self.auto_approve,
+            approver: here(),
+            timeout: self.approval_timeout.unwrap_or(config_timeout),
+        }
+    }
+}
+
+/// Who is asked from this process: its terminal, or nobody.
+fn here() -> Arc<dyn Approver> {
+    match TerminalApprover::open() {
+        Some(terminal) => Arc::new(terminal),
+        None => Arc::new(Refuse(
+            "there is no terminal to ask on: pass --auto-approve to approve such calls, \
+             or leave the tool out of `approve`"
+                .into(),
+        )),
     }
 }
 

@@ -308,6 +308,9 @@ pub struct BridgeArgs {
     /// Once listening, print one JSON line on stdout: its addresses, servers and token file
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
 }
 
 #[derive(Debug, Args)]
