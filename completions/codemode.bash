@@ -111,7 +111,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__ask)
-            opts="-m -y -v -q -h -V --model --max-steps --temperature --confirm --yes --dry-run --fresh --json --save-trace --sandbox --timeout --server --allow --input --out --max-out-bytes --config --mcp-json --verbose --quiet --help --version"
+            opts="-m -y -v -q -h -V --model --max-steps --temperature --confirm --yes --dry-run --fresh --json --save-trace --sandbox --timeout --server --allow --input --out --max-out-bytes --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -165,6 +165,14 @@ _codemode() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -181,7 +189,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__bridge)
-            opts="-v -q -h -V --listen --socket --token-file --server --allow --rate --max-concurrent --warm --json --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --listen --socket --token-file --server --allow --rate --max-concurrent --warm --json --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -212,6 +220,14 @@ _codemode() {
                     return 0
                     ;;
                 --max-concurrent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -275,7 +291,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__exec)
-            opts="-v -q -h -V --sandbox --timeout --memory --cpus --disk --max-output --allow --server --stubs --env --json --allow-partial --input --out --max-out-bytes --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --sandbox --timeout --memory --cpus --disk --max-output --allow --server --stubs --env --json --allow-partial --input --out --max-out-bytes --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -330,6 +346,14 @@ _codemode() {
                     return 0
                     ;;
                 --max-out-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -589,7 +613,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__repl)
-            opts="-v -q -h -V --sandbox --timeout --lifetime --server --allow --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --sandbox --timeout --lifetime --server --allow --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,6 +639,14 @@ _codemode() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -631,7 +663,7 @@ _codemode() {
             return 0
             ;;
         codemode__subcmd__serve)
-            opts="-v -q -h -V --http --allow-host --allow-origin --json --server --allow --sandbox --timeout --max-timeout --max-concurrent --max-output --index-budget --max-out-bytes --config --mcp-json --verbose --quiet --help --version"
+            opts="-v -q -h -V --http --allow-host --allow-origin --json --server --allow --sandbox --timeout --max-timeout --max-concurrent --max-output --index-budget --max-out-bytes --approve --auto-approve --approval-timeout --config --mcp-json --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -682,6 +714,14 @@ _codemode() {
                     return 0
                     ;;
                 --max-out-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approval-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -60,10 +60,13 @@ complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l server -d '
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l rate -d 'Calls per second the token may make (default: unbounded)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l max-concurrent -d 'Calls in flight at once' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l approve -d 'Calls of these tools wait for your yes, as SERVER.TOOL patterns with `*` (repeatable), besides those each server\'s `approve` list names. You are asked each time on the terminal (serve asks its MCP client); where nobody can be asked, such calls are refused' -r
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l approval-timeout -d 'How long a call waits for an answer before it is refused, like 5m (default: [sandbox] approval_timeout, else 5m); the wait does not count towards the time limit' -r
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l warm -d 'Start every server now instead of on its first call'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l json -d 'Once listening, print one JSON line on stdout: its addresses, servers and token file'
+complete -c codemode -n "__fish_codemode_using_subcommand bridge" -l auto-approve -d 'Approve every call that needs approval without asking, and record it as auto_approved (for CI and scripts)'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand bridge" -s h -l help -d 'Print help'
@@ -83,10 +86,13 @@ complete -c codemode -n "__fish_codemode_using_subcommand exec" -l env -d 'Set a
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l input -d 'A file, or a directory taken whole, the script can read under /workspace/in/ (read-only copies; symlinks inside a directory are skipped) (repeatable)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l out -d 'Save the files the script writes under /workspace/out/ into DIR (created if missing): regular files only, names made safe, a file already there replaced; symlinks and special files are skipped with a note' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l max-out-bytes -d 'The most the files in /workspace/out/ may bring back in all, like 64m; a larger file is skipped unread, with a note (default: 64m)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l approve -d 'Calls of these tools wait for your yes, as SERVER.TOOL patterns with `*` (repeatable), besides those each server\'s `approve` list names. You are asked each time on the terminal (serve asks its MCP client); where nobody can be asked, such calls are refused' -r
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l approval-timeout -d 'How long a call waits for an answer before it is refused, like 5m (default: [sandbox] approval_timeout, else 5m); the wait does not count towards the time limit' -r
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l json -d 'Print one JSON object with the result instead of streaming the output'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -l allow-partial -d 'Run even if some servers fail to start (their tools are left out)'
+complete -c codemode -n "__fish_codemode_using_subcommand exec" -l auto-approve -d 'Approve every call that needs approval without asking, and record it as auto_approved (for CI and scripts)'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -104,6 +110,8 @@ complete -c codemode -n "__fish_codemode_using_subcommand ask" -l allow -d 'Only
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l input -d 'A file, or a directory taken whole, the script can read under /workspace/in/ (read-only copies; symlinks inside a directory are skipped) (repeatable)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l out -d 'Save the files the script writes under /workspace/out/ into DIR (created if missing): regular files only, names made safe, a file already there replaced; symlinks and special files are skipped with a note' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l max-out-bytes -d 'The most the files in /workspace/out/ may bring back in all, like 64m; a larger file is skipped unread, with a note (default: 64m)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l approve -d 'Calls of these tools wait for your yes, as SERVER.TOOL patterns with `*` (repeatable), besides those each server\'s `approve` list names. You are asked each time on the terminal (serve asks its MCP client); where nobody can be asked, such calls are refused' -r
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l approval-timeout -d 'How long a call waits for an answer before it is refused, like 5m (default: [sandbox] approval_timeout, else 5m); the wait does not count towards the time limit' -r
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l confirm -d 'Show each script and ask before running it (needs a terminal, or --yes)'
@@ -111,6 +119,7 @@ complete -c codemode -n "__fish_codemode_using_subcommand ask" -s y -l yes -d 'W
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l dry-run -d 'Print the first script the model writes and stop without running it'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l fresh -d 'Run each script in a fresh sandbox; by default all of a task\'s scripts run in one Python session, so a script can use what the last one computed'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -l json -d 'Print the answer and the whole trace as one JSON object on stdout'
+complete -c codemode -n "__fish_codemode_using_subcommand ask" -l auto-approve -d 'Approve every call that needs approval without asking, and record it as auto_approved (for CI and scripts)'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand ask" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -122,8 +131,11 @@ complete -c codemode -n "__fish_codemode_using_subcommand repl" -l timeout -d 'T
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -l lifetime -d 'How long the session may live (default: [serve] session_lifetime, else 1h)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -l server -d 'Only these servers (repeatable)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -l allow -d 'Only these tools, as SERVER.TOOL patterns with `*` (repeatable)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l approve -d 'Calls of these tools wait for your yes, as SERVER.TOOL patterns with `*` (repeatable), besides those each server\'s `approve` list names. You are asked each time on the terminal (serve asks its MCP client); where nobody can be asked, such calls are refused' -r
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l approval-timeout -d 'How long a call waits for an answer before it is refused, like 5m (default: [sandbox] approval_timeout, else 5m); the wait does not count towards the time limit' -r
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
+complete -c codemode -n "__fish_codemode_using_subcommand repl" -l auto-approve -d 'Approve every call that needs approval without asking, and record it as auto_approved (for CI and scripts)'
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand repl" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -142,9 +154,12 @@ complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-concurre
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-output -d 'Output of each stream a result holds, like 32k; longer output keeps its start and end, the middle cut out and noted (default: [serve] max_output, else 32k)' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l index-budget -d 'Tokens execute_python\'s description, with its index of callable tools, may take' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l max-out-bytes -d 'The most the files code leaves in /workspace/out/ may bring back in one result, like 4m: images come as image content, text as embedded resources, other files listed (default: [serve] max_out_bytes, else 4m)' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l approve -d 'Calls of these tools wait for your yes, as SERVER.TOOL patterns with `*` (repeatable), besides those each server\'s `approve` list names. You are asked each time on the terminal (serve asks its MCP client); where nobody can be asked, such calls are refused' -r
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l approval-timeout -d 'How long a call waits for an answer before it is refused, like 5m (default: [sandbox] approval_timeout, else 5m); the wait does not count towards the time limit' -r
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l config -d 'The config file (default: $CODEMODE_CONFIG, ./codemode.toml, then the user config dir)' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l mcp-json -d 'Also read servers from a desktop client\'s or editor\'s `mcpServers` JSON file' -r -F
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -l json -d 'With --http: once listening, print one JSON line on stdout with the URL'
+complete -c codemode -n "__fish_codemode_using_subcommand serve" -l auto-approve -d 'Approve every call that needs approval without asking, and record it as auto_approved (for CI and scripts)'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug including servers\' stderr)'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
 complete -c codemode -n "__fish_codemode_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

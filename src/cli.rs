@@ -266,6 +266,9 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub files: FileArgs,
 
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
+
     /// Arguments for the script, after `--`
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -308,6 +311,9 @@ pub struct BridgeArgs {
     /// Once listening, print one JSON line on stdout: its addresses, servers and token file
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +397,9 @@ pub struct ServeArgs {
     /// resources, other files listed (default: [serve] max_out_bytes, else 4m)
     #[arg(long, value_name = "SIZE")]
     pub max_out_bytes: Option<codemode_config::ByteSize>,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -481,6 +490,9 @@ pub struct AskArgs {
 
     #[command(flatten)]
     pub files: FileArgs,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
 }
 
 /// Files in and out of the sandbox, for `exec` and `ask`.
@@ -503,6 +515,29 @@ pub struct FileArgs {
     /// 64m; a larger file is skipped unread, with a note (default: 64m)
     #[arg(long, value_name = "SIZE")]
     pub max_out_bytes: Option<codemode_config::ByteSize>,
+}
+
+/// Which calls wait for a person's yes, and how long.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Approvals")]
+pub struct ApprovalArgs {
+    /// Calls of these tools wait for your yes, as SERVER.TOOL patterns with
+    /// `*` (repeatable), besides those each server's `approve` list names.
+    /// You are asked each time on the terminal (serve asks its MCP client);
+    /// where nobody can be asked, such calls are refused
+    #[arg(long, value_name = "SERVER.TOOL")]
+    pub approve: Vec<String>,
+
+    /// Approve every call that needs approval without asking, and record
+    /// it as auto_approved (for CI and scripts)
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// How long a call waits for an answer before it is refused, like 5m
+    /// (default: [sandbox] approval_timeout, else 5m); the wait does not
+    /// count towards the time limit
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub approval_timeout: Option<std::time::Duration>,
 }
 
 #[cfg(test)]
@@ -537,6 +572,9 @@ pub struct ReplArgs {
     /// Only these tools, as SERVER.TOOL patterns with `*` (repeatable)
     #[arg(long, value_name = "SERVER.TOOL")]
     pub allow: Vec<String>,
+
+    #[command(flatten)]
+    pub approvals: ApprovalArgs,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! (docs/ARCHITECTURE.md, "Layout and dependencies"); `main.rs` only parses
 //! the command line, dispatches and sets the exit code.
 
+pub mod approval;
 mod atomic;
 pub mod cli;
 pub mod commands;

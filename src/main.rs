@@ -26,6 +26,7 @@ fn main() {
             err.code()
         }
     };
+    codemode::approval::restore_terminal();
     // Runs dropped with the runtime (a stopped `serve`) leave their containers
     // to background removals, which exiting would cut off; bounded, since an
     // engine that stopped answering may never let them finish.

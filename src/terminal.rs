@@ -149,6 +149,14 @@ impl Screen {
             Some(sanitizer) => sanitizer.feed(bytes),
             None => Cow::Borrowed(bytes),
         };
+        {
+            let mut held = held();
+            if let Some(held) = held.as_mut().filter(|h| h.bytes < HELD_MAX) {
+                held.bytes += shown.len();
+                held.chunks.push((stream, shown.into_owned()));
+                return Ok(());
+            }
+        }
         write_to(stream, &shown)
     }
 
@@ -174,6 +182,43 @@ impl Drop for Screen {
             if let Some(rest) = rest.filter(|r| !r.is_empty()) {
                 let _ = write_to(stream, &rest);
             }
+        }
+    }
+}
+
+/// Output that arrived while a question was on the terminal, in order.
+#[derive(Default)]
+struct Held {
+    chunks: Vec<(Stream, Vec<u8>)>,
+    bytes: usize,
+}
+
+/// Past this much, output held for a question is written anyway: the
+/// question is then interrupted rather than memory spent without bound.
+const HELD_MAX: usize = 8 * 1024 * 1024;
+
+static HELD: Mutex<Option<Held>> = Mutex::new(None);
+
+fn held() -> std::sync::MutexGuard<'static, Option<Held>> {
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds back the live output of runs while a question is on the terminal,
+/// and writes what arrived once the returned guard is dropped.
+pub fn hold() -> Hold {
+    held().get_or_insert_with(Held::default);
+    Hold { _private: () }
+}
+
+pub struct Hold {
+    _private: (),
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let taken = held().take();
+        for (stream, bytes) in taken.map(|h| h.chunks).unwrap_or_default() {
+            let _ = write_to(stream, &bytes);
         }
     }
 }

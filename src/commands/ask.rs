@@ -41,6 +41,7 @@ pub async fn run(ctx: &Context, args: &AskArgs) -> Result<(), Error> {
 
     let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
+    args.approvals.apply_asking_here(&mut options);
     files::apply(ctx, &mut options, &args.files)?;
     let out_dir = files::out_dir(&args.files)?;
     let specs = ctx.servers_or_none(&config, &args.servers)?;

@@ -64,7 +64,7 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
         }
     }
 
-    let registry = Arc::new(Registry::new(specs));
+    let registry = Arc::new(Registry::new(specs.clone()));
     // Also while the servers are being stopped: a slow one's grace is a wait
     // like any other.
     tokio::spawn({
@@ -78,6 +78,9 @@ pub async fn run(ctx: &Context, args: &BridgeArgs) -> Result<(), Error> {
     let spec = GrantSpec {
         calls_per_second: args.rate.unwrap_or(0.0),
         max_concurrent: args.max_concurrent,
+        approvals: args
+            .approvals
+            .standalone(&specs, config.sandbox.approval_timeout),
         ..GrantSpec::new(filter)
     };
     let grant = match &env_token {

@@ -156,6 +156,7 @@ fn script_file_name(file: &Path) -> String {
 fn options(config: &Config, args: &ExecArgs) -> Result<Options, Error> {
     let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
+    args.approvals.apply_asking_here(&mut options);
     options.choose(args.memory, args.cpus, args.disk);
     if let Some(size) = args.max_output {
         options.limits.output_bytes = usize::try_from(size.0).unwrap_or(usize::MAX);

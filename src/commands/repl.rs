@@ -22,6 +22,7 @@ pub async fn run(ctx: &Context, args: &ReplArgs) -> Result<(), Error> {
     let config = ctx.config()?;
     let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
+    args.approvals.apply_asking_here(&mut options);
     let timeout = options.limits.timeout;
     let mut session_options = options.clone();
     session_options.limits.timeout = args.lifetime.unwrap_or(config.serve.session_lifetime);

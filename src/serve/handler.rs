@@ -16,6 +16,8 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+
+use super::approval::ClientApprover;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
@@ -652,6 +654,11 @@ impl CodemodeServer {
             session = entry.session.lock() => session,
             _ = context.ct.cancelled() => return Err(text_result("cancelled before it started", true)),
         };
+        // Approval questions go to whoever made this call.
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        session.ask_with(Arc::new(ClientApprover::new(context.peer.clone(), modern)));
         let cell = tokio::select! {
             cell = session.execute(code, timeout, sink) => cell,
             // The cell cannot be told apart from its session: both go.
@@ -744,8 +751,11 @@ fn rendered(report: &Report, session: Option<&str>) -> CallToolResult {
                 (false, kind) => format!("failed ({})", kind.unwrap_or("error")),
             };
             text.push_str(&format!(
-                "{}.{}: {how}, {:.0} ms\n",
-                call.server, call.tool, call.duration_ms
+                "{}.{}: {how}{}, {:.0} ms\n",
+                call.server,
+                call.tool,
+                call.approval.note(),
+                call.duration_ms
             ));
         }
         let more =

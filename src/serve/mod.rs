@@ -9,6 +9,7 @@
 //! rebuilt as each server comes up, and the servers stay warm for every run
 //! after that.
 
+mod approval;
 mod files;
 mod handler;
 mod sessions;
@@ -83,6 +84,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<(), Error> {
     let specs = ctx.servers_or_none(&config, &args.servers)?;
     let mut options = Options::from_config(&config.sandbox);
     options.override_with(args.sandbox, args.timeout, &args.allow);
+    args.approvals.apply(&mut options);
     let max_timeout = args.max_timeout.max(options.limits.timeout);
     let max_output = args
         .max_output

@@ -897,3 +897,40 @@ fn ask_is_told_its_input_files_and_saves_what_its_scripts_leave_in_out() {
         "{trace}"
     );
 }
+
+#[test]
+fn the_trace_records_each_calls_approval_and_a_denial_reaches_the_model() {
+    let work = Workdir::with_config(&exec_config());
+    let server = Scripted::start(vec![
+        openai(&code(FETCH)),
+        openai(&answer("Three stories.")),
+    ]);
+    let approved = ask(
+        &work,
+        &server,
+        &["--json", "--approve", "news.fetch_latest", "--auto-approve"],
+    );
+    assert_eq!(approved.status.code(), Some(0), "{}", show(&approved));
+    let trace: Value = serde_json::from_slice(&approved.stdout).unwrap();
+    assert_eq!(
+        trace["steps"][0]["run"]["tool_calls"][0]["approval"],
+        "auto_approved"
+    );
+
+    // No terminal and no --auto-approve: refused, and the model is told.
+    let server = Scripted::start(vec![
+        openai(&code(FETCH)),
+        openai(&answer("Could not fetch.")),
+    ]);
+    let denied = ask(
+        &work,
+        &server,
+        &["--json", "--approve", "news.fetch_latest"],
+    );
+    assert_eq!(denied.status.code(), Some(0), "{}", show(&denied));
+    let trace: Value = serde_json::from_slice(&denied.stdout).unwrap();
+    let call = &trace["steps"][0]["run"]["tool_calls"][0];
+    assert_eq!(call["approval"], "denied", "{call}");
+    let feedback = server.requests()[1].text();
+    assert!(feedback.contains("denied"), "{feedback}");
+}

@@ -934,3 +934,38 @@ fn a_token_file_that_is_not_a_regular_file_is_refused() {
         .code(2)
         .stderr(predicates::str::contains("not a regular file"));
 }
+
+#[test]
+fn the_standalone_bridge_refuses_a_call_that_needs_approval_with_nobody_to_ask() {
+    let config = examples_config().replace(
+        "[servers.summarizer]",
+        "approve = [\"get_*\"]\n\n[servers.summarizer]",
+    );
+    let bridge = BridgeProcess::start(&config, &[]);
+    let (status, body) = call(&bridge, "news", "get_article", json!({"id": "tech-001"}));
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["kind"], "denied", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--auto-approve"),
+        "{body}"
+    );
+    let (status, body) = call(&bridge, "news", "search", json!({"query": "ai"}));
+    assert_eq!(
+        status, 200,
+        "a tool the list does not name is not held: {body}"
+    );
+}
+
+#[test]
+fn the_standalone_bridge_with_auto_approve_makes_the_call() {
+    let bridge = BridgeProcess::start(
+        &examples_config(),
+        &["--approve", "news.get_article", "--auto-approve"],
+    );
+    let (status, body) = call(&bridge, "news", "get_article", json!({"id": "tech-001"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["id"], "tech-001");
+}

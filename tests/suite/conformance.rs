@@ -88,17 +88,17 @@ const NOT_APPLICABLE: &[(&str, &str, &str)] = &[
     ),
     (
         "tools-call-elicitation",
-        "reference tool `test_elicitation`; codemode never elicits",
+        "reference tool `test_elicitation`; codemode elicits only to approve a call",
         "-32602",
     ),
     (
         "elicitation-sep1034-defaults",
-        "reference tool `test_elicitation_sep1034_defaults`; codemode never elicits",
+        "reference tool `test_elicitation_sep1034_defaults`; codemode elicits only to approve a call",
         "-32602",
     ),
     (
         "elicitation-sep1330-enums",
-        "reference tool `test_elicitation_sep1330_enums`; codemode never elicits",
+        "reference tool `test_elicitation_sep1330_enums`; codemode elicits only to approve a call",
         "-32602",
     ),
     (

@@ -1,5 +1,6 @@
 //! One module per concern, each a specification of what it covers.
 
+mod approvals;
 mod ask;
 mod bridge;
 mod cli;

@@ -177,7 +177,13 @@ pub fn tool_calls(report: &Report) -> String {
             } else {
                 format!("failed: {}", c.error.unwrap_or("error"))
             };
-            format!("{}.{} ({how}, {:.0} ms)", c.server, c.tool, c.duration_ms)
+            format!(
+                "{}.{} ({how}{}, {:.0} ms)",
+                c.server,
+                c.tool,
+                c.approval.note(),
+                c.duration_ms
+            )
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -4,12 +4,14 @@ Started by codemode as the sandbox's script. It connects to the session's
 socket, takes one JSON line per request and answers each with one JSON line:
 
     {"op": "env", "vars": {...}}             -> {"ok": true}
-    {"op": "run", "cell": N, "code": "...", "timeout": SECONDS,
+    {"op": "run", "cell": N, "code": "...",
      "collect": {"max_bytes": B, "max_files": F}}
                                              -> {"cell": N, "status": S, "timed_out": B,
                                                  "files": true}
-    {"op": "interrupt"}                      -> (none: the running cell gets
-                                                 KeyboardInterrupt)
+    {"op": "interrupt", "cell": N, "timed_out": B}
+                                             -> (none: the running cell gets
+                                                 KeyboardInterrupt; with
+                                                 timed_out, for its time limit)
 
 A cell's output goes to the process's own stdout and stderr, as a script's
 does; once a cell is done, both streams get the end marker
@@ -48,12 +50,17 @@ def _status_of(exit_code):
 # (the time limit's, or one asked for) is sent only to the cell it is for.
 _LOCK = threading.Lock()
 _CURRENT = [None]
+# The cell the host interrupted for its time limit (kept by the host, on a
+# clock that stands while a call waits for a person's approval).
+_TIMED_OUT = [None]
 
 
-def _interrupt(cell=None):
+def _interrupt(cell=None, timed_out=False):
     """Interrupts `cell` (or whichever runs) if it still runs."""
     with _LOCK:
         if _CURRENT[0] is not None and cell in (None, _CURRENT[0]):
+            if timed_out:
+                _TIMED_OUT[0] = _CURRENT[0]
             # A real signal, so that a cell in a C-level sleep wakes up too.
             os.kill(os.getpid(), signal.SIGINT)
             return True
@@ -66,14 +73,7 @@ def _raise_if_running(signum, frame):
         raise KeyboardInterrupt
 
 
-def _run(code, cell, timeout, namespace):
-    timer = None
-    timed_out = threading.Event()
-
-    def on_time_limit():
-        if _interrupt(cell):
-            timed_out.set()
-
+def _run(code, cell, namespace):
     status = 0
     with _LOCK:
         _CURRENT[0] = cell
@@ -81,20 +81,14 @@ def _run(code, cell, timeout, namespace):
     try:
         try:
             compiled = compile(code, "<cell %d>" % cell, "exec")
-            if timeout and timeout > 0:
-                timer = threading.Timer(timeout, on_time_limit)
-                timer.daemon = True
-                timer.start()
             exec(compiled, namespace)
         finally:
             with _LOCK:
                 _CURRENT[0] = None
-            if timer is not None:
-                timer.cancel()
     except SystemExit as exit:
         status = _status_of(exit.code)
     except KeyboardInterrupt:
-        if timed_out.is_set():
+        if _TIMED_OUT[0] == cell:
             print("KeyboardInterrupt: the cell ran past its time limit", file=sys.stderr)
         else:
             print("KeyboardInterrupt", file=sys.stderr)
@@ -104,7 +98,7 @@ def _run(code, cell, timeout, namespace):
         kind, value, tb = sys.exc_info()
         traceback.print_exception(kind, value, tb.tb_next if tb else None)
         status = 1
-    return status, timed_out.is_set()
+    return status, _TIMED_OUT[0] == cell
 
 
 def main():
@@ -141,7 +135,7 @@ def main():
             for line in requests:
                 request = json.loads(line)
                 if request.get("op") == "interrupt":
-                    _interrupt(request.get("cell"))
+                    _interrupt(request.get("cell"), bool(request.get("timed_out")))
                     continue
                 pending.put(request)
         finally:
@@ -168,7 +162,7 @@ def main():
             except OSError:
                 pass
         try:
-            status, timed_out = _run(request["code"], cell, request.get("timeout"), namespace)
+            status, timed_out = _run(request["code"], cell, namespace)
         except KeyboardInterrupt:
             # Landed after the cell's own handling: the cell is over anyway.
             status, timed_out = 1, False

@@ -4,6 +4,7 @@
 //! script in. `exec`, `serve` and `ask` all run code through a [`Runner`]
 //! and read the [`Outcome`].
 
+mod approvals;
 mod error;
 mod input_files;
 mod options;
@@ -14,6 +15,7 @@ mod runner;
 mod session;
 pub mod signals;
 
+pub use approvals::AskWith;
 pub use error::RunError;
 pub use input_files::{InputFile, InputFiles};
 pub use options::Options;

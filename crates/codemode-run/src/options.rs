@@ -4,7 +4,7 @@ use std::time::Duration;
 use codemode_config::{Backend, ByteSize, Cpus, SandboxConfig, SizeLimit};
 use codemode_sandbox::Limits;
 
-use crate::{InputFiles, OutputCaps};
+use crate::{AskWith, InputFiles, OutputCaps};
 
 /// Everything one execution needs besides the script and its stubs.
 #[derive(Debug, Clone)]
@@ -16,6 +16,13 @@ pub struct Options {
     pub allow: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub args: Vec<String>,
+    /// Extra `server.tool` patterns whose calls need approval (`--approve`).
+    pub approve: Vec<String>,
+    /// Approve every call that needs approval without asking (`--auto-approve`).
+    pub auto_approve: bool,
+    /// How long a call waits for a person's answer.
+    pub approval_timeout: Duration,
+    pub ask_with: AskWith,
     /// Files the script may read at `/workspace/in` (`--input`).
     pub input_files: InputFiles,
     /// Whether what the script leaves in `/workspace/out` comes back, and
@@ -38,6 +45,10 @@ impl Options {
             allow: Vec::new(),
             env: BTreeMap::new(),
             args: Vec::new(),
+            approve: Vec::new(),
+            auto_approve: false,
+            approval_timeout: config.approval_timeout,
+            ask_with: AskWith::default(),
             input_files: InputFiles::default(),
             outputs: None,
         };

@@ -4,15 +4,18 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use codemode_config::{ResolvedServer, SandboxConfig, ToolFilter};
-use codemode_mcp::bridge::{Bridge, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits};
+use codemode_config::{ApprovalRules, ResolvedServer, SandboxConfig, ToolFilter};
+use codemode_mcp::bridge::{
+    Approvals, ApproverSlot, Bridge, ConnectionLimits, GrantSpec, Listener, Records, RequestLimits,
+};
 use codemode_mcp::catalog::{self, Catalog, Watch};
 use codemode_mcp::{McpError, Registry};
 use codemode_sandbox::{
-    self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, SandboxError,
+    self as sandbox, Backend, Finished, OutputSink, RunClock, RunDir, RunSpec, SandboxError,
 };
 use codemode_text::human_bytes;
 
+use crate::approvals::Clocked;
 use crate::outbox::{self, Outbox};
 use crate::place::Place;
 use crate::{Collection, InputFiles, Options, Outcome, Report, RunError, Session};
@@ -83,6 +86,26 @@ impl Runner {
     /// call: its stubs and its grant are both cut by this one filter.
     pub fn filter(&self, allow: &[String]) -> ToolFilter {
         ToolFilter::new(&self.specs).narrowed(allow)
+    }
+
+    /// The grant a run or session under `options` gets: its filter, and
+    /// its approvals asked through a slot (a session's asker may change from
+    /// call to call) with `clock` standing while they wait.
+    fn grant_spec(&self, options: &Options, clock: &RunClock) -> (GrantSpec, Arc<ApproverSlot>) {
+        let slot = ApproverSlot::new(options.ask_with.approver());
+        let spec = GrantSpec {
+            approvals: Approvals {
+                rules: ApprovalRules::new(&self.specs).adding(&options.approve),
+                auto: options.auto_approve,
+                approver: Arc::new(Clocked {
+                    inner: slot.clone(),
+                    clock: clock.clone(),
+                }),
+                timeout: options.approval_timeout,
+            },
+            ..GrantSpec::new(self.filter(&options.allow))
+        };
+        (spec, slot)
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -194,6 +217,8 @@ impl Runner {
         cancel: CancellationToken,
     ) -> Result<(Result<Finished, SandboxError>, Records, Option<Collection>), RunError> {
         let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
+        let clock = RunClock::new();
+        let (grant_spec, _) = self.grant_spec(options, &clock);
         let Place {
             user,
             dirs,
@@ -202,7 +227,7 @@ impl Runner {
         } = Place::make(
             &self.backend,
             &bridge,
-            GrantSpec::new(self.filter(&options.allow)),
+            grant_spec,
             [(script_name, source), ("mcp_tools.py", stubs)],
         )?;
 
@@ -221,7 +246,7 @@ impl Runner {
             bridge_dir: dirs.bridge().to_path_buf(),
             host_user: user.user(),
             limits: options.limits.clone(),
-            clock: Default::default(),
+            clock,
             input_files,
             parent: outbox
                 .as_ref()
@@ -288,8 +313,17 @@ impl Runner {
         options: &Options,
     ) -> Result<Session, RunError> {
         let bridge = Bridge::new(Arc::clone(&self.registry), RequestLimits::default());
-        let spec = GrantSpec::new(self.filter(&options.allow));
-        Session::start(Arc::clone(&self.backend), bridge, spec, stubs, options).await
+        let clock = RunClock::new();
+        let (spec, asker) = self.grant_spec(options, &clock);
+        Session::start(
+            Arc::clone(&self.backend),
+            bridge,
+            spec,
+            (asker, clock),
+            stubs,
+            options,
+        )
+        .await
     }
 
     /// Stops every MCP server the runs used.

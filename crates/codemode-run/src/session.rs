@@ -22,9 +22,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use codemode_mcp::bridge::{Bridge, ConnectionLimits, Grant, GrantSpec, Listener};
+use codemode_mcp::bridge::{
+    Approver, ApproverSlot, Bridge, ConnectionLimits, Grant, GrantSpec, Listener,
+};
 use codemode_sandbox::{
-    self as sandbox, Backend, Finished, OutputSink, RunDir, RunSpec, RunUser, SandboxError, Stream,
+    self as sandbox, Backend, Finished, OutputSink, RunClock, RunDir, RunSpec, RunUser,
+    SandboxError, Stream,
 };
 
 use crate::outbox::{Outbox, COLLECTOR};
@@ -118,6 +121,10 @@ pub struct Session {
     calls_seen: usize,
     dropped_seen: u64,
     lost: Option<String>,
+    /// Whom the grant's approval questions go to.
+    asker: Arc<ApproverSlot>,
+    /// The session's and its cells' time limits run on it.
+    clock: RunClock,
     /// Where the kernel sends what is new in `out/` after each cell.
     outbox: Option<(Outbox, OutputCaps)>,
 }
@@ -130,6 +137,7 @@ impl Session {
         backend: Arc<Backend>,
         bridge: Bridge,
         grant_spec: GrantSpec,
+        (asker, clock): (Arc<ApproverSlot>, RunClock),
         stubs: &str,
         options: &Options,
     ) -> Result<Session, RunError> {
@@ -173,7 +181,7 @@ impl Session {
             bridge_dir: dirs.bridge().to_path_buf(),
             host_user: user.user(),
             limits: options.limits.clone(),
-            clock: Default::default(),
+            clock: clock.clone(),
             input_files,
             parent: None,
         };
@@ -227,6 +235,8 @@ impl Session {
             calls_seen: 0,
             dropped_seen: 0,
             lost: None,
+            asker,
+            clock,
             outbox,
         };
         match session.connect(kernel_listener).await {
@@ -305,6 +315,34 @@ impl Session {
         }
     }
 
+    /// Sends a cell's `request` and reads its answer; past `timeout` on the
+    /// session's clock the cell is interrupted, and given
+    /// [`INTERRUPT_GRACE`] to answer.
+    async fn cell_answer(
+        &mut self,
+        request: serde_json::Value,
+        cell: u64,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, Unanswered> {
+        let expiry = self.clock.expiry(timeout);
+        let writer = Arc::clone(&self.writer);
+        let answer = self.ask_kernel(Some(request), Duration::MAX);
+        tokio::pin!(answer, expiry);
+        tokio::select! {
+            answer = &mut answer => return answer,
+            () = &mut expiry => {}
+        }
+        if let Some(write) = writer.lock().await.as_mut() {
+            let interrupt = serde_json::json!({"op": "interrupt", "cell": cell, "timed_out": true});
+            let _ = write
+                .write_all((interrupt.to_string() + "\n").as_bytes())
+                .await;
+        }
+        tokio::time::timeout(INTERRUPT_GRACE, answer)
+            .await
+            .unwrap_or(Err(Unanswered::Late))
+    }
+
     /// Sends `request` (if any) and reads the kernel's next answer.
     async fn ask_kernel(
         &mut self,
@@ -352,6 +390,12 @@ impl Session {
         }
     }
 
+    /// Asks `approver` the approval questions of the calls from now on:
+    /// whoever makes the next call answers for it.
+    pub fn ask_with(&self, approver: Arc<dyn Approver>) {
+        self.asker.set(approver);
+    }
+
     /// Whether the session can run another cell.
     pub fn is_alive(&self) -> bool {
         self.lost.is_none() && !self.router.sandbox_gone.load(Ordering::SeqCst) && !self.in_flight
@@ -377,14 +421,13 @@ impl Session {
         self.cells += 1;
         let cell = self.cells;
         self.router.begin(cell, Arc::clone(&sink));
-        let mut request = serde_json::json!({
-            "op": "run", "cell": cell, "code": code, "timeout": timeout.as_secs_f64(),
-        });
+        // The cell's time limit is kept here, on the session's clock, so a
+        // call held for a person's answer does not count against it.
+        let mut request = serde_json::json!({"op": "run", "cell": cell, "code": code});
         if let Some((_, caps)) = &self.outbox {
             request["collect"] =
                 serde_json::json!({"max_bytes": caps.max_bytes, "max_files": caps.max_files});
         }
-        let deadline = timeout + INTERRUPT_GRACE;
         let router = Arc::clone(&self.router);
         // Set until the answer is read: a cell dropped half-way (its caller
         // gone) leaves an answer no later cell may take for its own.
@@ -399,7 +442,7 @@ impl Session {
             }
         };
         let answer = tokio::select! {
-            answer = self.ask_kernel(Some(request), deadline) => answer,
+            answer = self.cell_answer(request, cell, timeout) => answer,
             () = flooded => Err(Unanswered::Flooded),
             () = router.sandbox_ended.notified() => Err(Unanswered::Gone("the sandbox ended".into())),
         };

@@ -54,7 +54,9 @@ class ToolError(Exception):
     Attributes:
         kind: What went wrong, as the bridge names it: "tool_error",
             "invalid_arguments", "unknown_tool", "timeout", "unauthorized",
-            ...; or, raised here, "bridge_unavailable" and "bad_response".
+            "denied" (a person said no, or was not asked in time; the server
+            never saw the call), ...; or, raised here, "bridge_unavailable"
+            and "bad_response".
         message: Why, in words.
         server: The server called (its configured name), if known.
         tool: The tool called (its original MCP name), if known.

@@ -145,6 +145,21 @@ pub enum Approval {
     TimedOut,
 }
 
+impl Approval {
+    /// How a call's line in a report says it was approved; nothing for a
+    /// call that needed no approval.
+    pub fn note(self) -> &'static str {
+        match self {
+            Approval::NotRequired => "",
+            Approval::Approved => ", approved",
+            Approval::AutoApproved => ", auto-approved",
+            // The error kind, `denied`, says it.
+            Approval::Denied => "",
+            Approval::TimedOut => ", no answer in time",
+        }
+    }
+}
+
 /// What a grant's calls need before they reach a server.
 #[derive(Clone)]
 pub struct Approvals {
@@ -215,7 +230,6 @@ impl Gate {
         if self.approved_for_run(server, tool) {
             return Ok(Approval::Approved);
         }
-        let name = question.name();
         let timeout = self.approvals.timeout;
         let waited = tokio::time::timeout(timeout, async {
             let _turn = self.asking.lock().await;
@@ -231,7 +245,7 @@ impl Gate {
                 Approval::Denied,
                 RpcError::new(
                     ErrorKind::Denied,
-                    format!("{name}: {why}; the server never saw the call"),
+                    format!("{why}; the server never saw the call"),
                 ),
             )
         };
@@ -252,7 +266,7 @@ impl Gate {
                 RpcError::new(
                     ErrorKind::Denied,
                     format!(
-                        "{name}: no answer to the approval question within {} (approval_timeout); \
+                        "no answer to the approval question within {} (approval_timeout); \
                          the server never saw the call",
                         humantime::format_duration(timeout)
                     ),
