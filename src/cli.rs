@@ -394,7 +394,7 @@ pub struct ServeArgs {
 
     /// The most the files code leaves in /workspace/out/ may bring back in
     /// one result, like 4m: images come as image content, text as embedded
-    /// resources, other files listed (default: [serve] max_out_bytes, else 4m)
+    /// resources, other files listed (default: [serve] max_out_bytes, else 512k)
     #[arg(long, value_name = "SIZE")]
     pub max_out_bytes: Option<codemode_config::ByteSize>,
 

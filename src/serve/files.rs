@@ -10,8 +10,10 @@ use codemode_run::{OutputCaps, Report};
 use codemode_text::human_bytes;
 
 /// What a result may bring back of out/ when neither `--max-out-bytes` nor
-/// `[serve] max_out_bytes` says.
-pub const DEFAULT_MAX_OUT_BYTES: u64 = 4 * 1024 * 1024;
+/// `[serve] max_out_bytes` says: small enough that a whole result, images
+/// in base64 included, stays under the 1 MiB message some clients take at
+/// most (the Python SDK's HTTP client refuses a larger server-sent event).
+pub const DEFAULT_MAX_OUT_BYTES: u64 = 512 * 1024;
 /// Files one result lists at most; past these they are counted.
 const MAX_FILES: usize = 100;
 
