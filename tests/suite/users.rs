@@ -161,6 +161,10 @@ def connect(path):
     s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
     s.recv(100)
 for name in os.listdir(tmp):
+    if name.startswith("codemode-out-"):
+        # Where a run's returned files are staged before they are handed on.
+        attempt("list " + name, lambda: os.listdir(os.path.join(tmp, name)))
+        continue
     if not name.startswith("codemode-run-"):
         continue
     found["runs"] += 1
@@ -174,6 +178,7 @@ for name in os.listdir(tmp):
         attempt("read " + script, lambda: open(os.path.join(run, "inputs", script)).read())
     attempt("connect to the bridge", lambda: connect(os.path.join(run, "bridge", "bridge.sock")))
     attempt("connect to a session's kernel", lambda: connect(os.path.join(run, "bridge", "kernel.sock")))
+    attempt("connect to the outbox", lambda: connect(os.path.join(run, "bridge", "out.sock")))
 for pid in os.listdir("/proc"):
     # This script's own command line names the marker too.
     if not pid.isdigit() or int(pid) == os.getpid():
@@ -369,7 +374,7 @@ async def main():
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(
-            r#"RESULT {"stdout": "['codemode_kernel.py', 'mcp_tools.py']\nTrue\n", "success": true}"#
+            r#"RESULT {"stdout": "['codemode_kernel.py', 'mcp_tools.py', 'out']\nTrue\n", "success": true}"#
         ),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
