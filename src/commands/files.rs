@@ -68,14 +68,7 @@ pub fn save(ctx: &Context, dir: &OutDir, report: &Report) {
 
 /// Saves the newest version of each file `ask`'s scripts produced.
 pub fn save_newest(ctx: &Context, dir: &OutDir, files: &[&(OutFile, Arc<Staging>)]) {
-    let failed: Vec<String> = files
-        .iter()
-        .filter_map(|(file, staging)| {
-            dir.save(file, staging)
-                .err()
-                .map(|err| format!("{} not saved in {}: {err}", file.name, dir.path().display()))
-        })
-        .collect();
+    let failed = dir.save_all(files.iter().map(|(file, staging)| (file, staging.as_ref())));
     let files: Vec<OutFile> = files.iter().map(|(file, _)| file.clone()).collect();
     said_saved(ctx, dir, &files, &failed);
 }

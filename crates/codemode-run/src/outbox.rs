@@ -641,6 +641,26 @@ impl OutDir {
     /// file beside it and renamed over it, so a symlink already at the name
     /// is replaced, never followed; a directory part that is a symlink is
     /// refused (opened with `O_NOFOLLOW`).
+    /// Saves each file from its staging directory; what could not be saved
+    /// comes back as notes.
+    pub fn save_all<'a>(
+        &self,
+        files: impl IntoIterator<Item = (&'a OutFile, &'a Staging)>,
+    ) -> Vec<String> {
+        files
+            .into_iter()
+            .filter_map(|(file, staging)| {
+                self.save(file, staging).err().map(|err| {
+                    format!(
+                        "{} not saved in {}: {err}",
+                        file.name,
+                        self.path().display()
+                    )
+                })
+            })
+            .collect()
+    }
+
     pub fn save(&self, file: &OutFile, staging: &Staging) -> std::io::Result<()> {
         use nix::fcntl::{openat, renameat, OFlag};
         use nix::sys::stat::{mkdirat, Mode};

@@ -64,14 +64,7 @@ impl Report {
         let Some(staging) = &self.staging else {
             return Vec::new();
         };
-        self.files
-            .iter()
-            .filter_map(|file| {
-                dir.save(file, staging).err().map(|err| {
-                    format!("{} not saved in {}: {err}", file.name, dir.path().display())
-                })
-            })
-            .collect()
+        dir.save_all(self.files.iter().map(|file| (file, staging.as_ref())))
     }
 }
 

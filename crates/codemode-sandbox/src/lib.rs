@@ -36,9 +36,6 @@ pub const BRIDGE_SOCKET_NAME: &str = "bridge.sock";
 /// Where the sandbox sees the files given to it ([`RunSpec::input_files`]),
 /// read-only.
 pub const SANDBOX_INPUT_DIR: &str = "/workspace/in";
-/// Where a script leaves the files it wants to hand back; codemode reads
-/// them only as the stream a collector in the sandbox sends.
-pub const SANDBOX_OUTPUT_DIR: &str = "/workspace/out";
 /// The user the script sees itself as in the native sandbox, which maps it
 /// to [`RunSpec::host_user`]; also the host user of runs that cannot have
 /// one of their own (see [`Backend::run_user`]).
